@@ -1,0 +1,1 @@
+"""Connector that moves approved Procore spend into Deltek Vantagepoint."""

@@ -1,0 +1,34 @@
+"""The Dagster code location (see workspace.yaml and pyproject's [tool.dagster])."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from deltek_procore.defs.assets import ALL_ASSETS
+from deltek_procore.defs.jobs import sync_job
+from deltek_procore.defs.resources import (
+    DeltekResource,
+    MappingResource,
+    ProcoreResource,
+    StateStoreResource,
+)
+from deltek_procore.defs.schedules import nightly_reconciliation
+from deltek_procore.defs.sensors import procore_webhook_sensor
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[sync_job],
+        sensors=[procore_webhook_sensor],
+        schedules=[nightly_reconciliation],
+        resources={
+            "procore": ProcoreResource(),
+            "deltek": DeltekResource(),
+            "state": StateStoreResource(),
+            "mapping": MappingResource(),
+        },
+    )
+
+
+defs = build_definitions()

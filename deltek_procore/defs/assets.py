@@ -1,0 +1,404 @@
+"""The asset graph: Procore records -> maps -> Deltek postings.
+
+Each asset is a few lines over the plain layers in `deltek_procore.pipeline`;
+the data itself lives in the state store, so assets return `MaterializeResult`
+with metadata a person reads in the UI.
+"""
+
+# No `from __future__ import annotations` here: Dagster reads these annotations at runtime.
+from typing import Any
+
+import dagster as dg
+
+from deltek_procore.defs.partitions import accounting_months
+from deltek_procore.defs.resources import (
+    DeltekResource,
+    MappingResource,
+    ProcoreResource,
+    StateStoreResource,
+)
+from deltek_procore.pipeline import ingest, reference
+from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, PostingReport, run_postings
+
+RETRY = dg.RetryPolicy(
+    max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
+)
+CHECKS = ("every_line_mapped", "complete", "no_duplicates", "read_back_matches", "totals_match")
+TABLE_ROWS = 50
+
+
+class IngestConfig(dg.Config):
+    """full: re-read everything; reconcile: re-read the current and previous period's
+    updates; ids: only these records (a webhook-driven run)."""
+
+    full: bool = False
+    reconcile: bool = False
+    ids: list[int] = []
+
+
+class PostingConfig(dg.Config):
+    """plan_only: compute and show the plan, write nothing; ids: only these records."""
+
+    plan_only: bool = False
+    ids: list[int] = []
+
+
+def _company_asset(name: str, kind: str, description: str):
+    @dg.asset(
+        name=name,
+        group_name="procore",
+        kinds={"procore"},
+        retry_policy=RETRY,
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: IngestConfig,
+        procore: ProcoreResource,
+        state: StateStoreResource,
+    ) -> dg.MaterializeResult:
+        result = ingest.ingest_company(
+            procore.client(), state.store(), kind, full=config.full or config.reconcile
+        )
+        context.log.info(f"{name}: {result.fetched} read, {result.changed} changed")
+        return dg.MaterializeResult(metadata=result.metadata())
+
+    return _asset
+
+
+procore_projects = _company_asset("procore_projects", "project", "Procore projects of the company.")
+procore_vendors = _company_asset("procore_vendors", "vendor", "Company Directory vendors.")
+procore_cost_types = _company_asset(
+    "procore_cost_types", "cost_type", "Line item types (cost types) of the company."
+)
+
+
+def _project_asset(name: str, kinds: tuple[str, ...], description: str):
+    @dg.asset(
+        name=name,
+        group_name="procore",
+        kinds={"procore"},
+        deps=["procore_projects"],
+        retry_policy=RETRY,
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: IngestConfig,
+        procore: ProcoreResource,
+        state: StateStoreResource,
+    ) -> dg.MaterializeResult:
+        store = state.store()
+        project_ids = [r.record_id for r in store.staged("project")]
+        window = ingest.reconcile_window() if config.reconcile else None
+        metadata: dict[str, Any] = {}
+        for kind in kinds:
+            result = ingest.ingest_projects(
+                procore.client(),
+                store,
+                kind,
+                project_ids,
+                full=config.full,
+                window=window,
+                ids=config.ids or None,
+            )
+            context.log.info(f"{kind}: {result.fetched} read, {result.changed} changed")
+            prefix = f"{kind}_" if len(kinds) > 1 else ""
+            metadata.update({prefix + k: v for k, v in result.metadata().items()})
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+procore_cost_codes = _project_asset(
+    "procore_cost_codes", ("cost_code",), "Cost codes of every permitted project."
+)
+procore_subcontractor_invoices = _project_asset(
+    "procore_subcontractor_invoices",
+    ("requisition",),
+    "Subcontractor invoices (Procore requisitions) with their items, every status.",
+)
+procore_direct_costs = _project_asset(
+    "procore_direct_costs", ("direct_cost",), "Direct costs with line items, every status."
+)
+procore_commitments = _project_asset(
+    "procore_commitments",
+    ("work_order", "purchase_order"),
+    "Subcontracts (work order contracts) and purchase orders with line items.",
+)
+procore_change_orders = _project_asset(
+    "procore_change_orders", ("change_order",), "Commitment change orders with line items."
+)
+
+
+# ---- Deltek reference data ----------------------------------------------------------------------
+@dg.asset(group_name="deltek_reference", kinds={"deltek"}, retry_policy=RETRY)
+def deltek_projects(deltek: DeltekResource, state: StateStoreResource) -> dg.MaterializeResult:
+    """Deltek projects and phases (WBS1/WBS2/WBS3)."""
+    rows = deltek.client().projects()
+    state.store().put_reference("deltek_projects", rows)
+    return dg.MaterializeResult(metadata={"projects": len(rows)})
+
+
+@dg.asset(group_name="deltek_reference", kinds={"deltek"}, retry_policy=RETRY)
+def deltek_firms(deltek: DeltekResource, state: StateStoreResource) -> dg.MaterializeResult:
+    """Deltek firms (clients and vendors are one hub)."""
+    rows = deltek.client().firms()
+    state.store().put_reference("deltek_firms", rows)
+    vendors = sum(1 for r in rows if str(r.get("VendorInd", "")).upper() == "Y")
+    return dg.MaterializeResult(metadata={"firms": len(rows), "vendor_firms": vendors})
+
+
+@dg.asset(group_name="deltek_reference", kinds={"deltek"}, retry_policy=RETRY)
+def deltek_gl_accounts(
+    context: dg.AssetExecutionContext, deltek: DeltekResource, state: StateStoreResource
+) -> dg.MaterializeResult:
+    """The chart of accounts, read from DELTEK_ACCOUNTS_PATH (an assumed path; see README)."""
+    rows = deltek.client().accounts()
+    state.store().put_reference("deltek_gl_accounts", rows)
+    if rows is None:
+        context.log.warning(
+            "Deltek's chart of accounts is not readable at DELTEK_ACCOUNTS_PATH; "
+            "accounts are validated against the mapping file only"
+        )
+        return dg.MaterializeResult(metadata={"readable": False})
+    active = sum(1 for r in rows if str(r.get("Status", "A")) == "A")
+    return dg.MaterializeResult(
+        metadata={"readable": True, "accounts": len(rows), "active": active}
+    )
+
+
+# ---- maps --------------------------------------------------------------------------------------
+@dg.asset(group_name="maps", deps=[procore_projects, deltek_projects])
+def project_map(state: StateStoreResource, mapping: MappingResource) -> dg.MaterializeResult:
+    """Procore project -> Deltek WBS1/2/3 (override, else project_number = WBS1)."""
+    result = reference.build_project_map(state.store(), mapping.load())
+    problems = {k: v["problem"] for k, v in result.items() if v.get("problem")}
+    return dg.MaterializeResult(
+        metadata={
+            "matched": len(result) - len(problems),
+            "unmatched": len(problems),
+            "problems": dg.MetadataValue.md(
+                "\n".join(f"- project {k}: {v}" for k, v in problems.items()) or "none"
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name="maps",
+    deps=[
+        procore_vendors,
+        deltek_firms,
+        procore_subcontractor_invoices,
+        procore_direct_costs,
+        procore_commitments,
+    ],
+    kinds={"deltek"},
+)
+def vendor_firm_map(
+    context: dg.AssetExecutionContext,
+    state: StateStoreResource,
+    mapping: MappingResource,
+    deltek: DeltekResource,
+) -> dg.MaterializeResult:
+    """Procore vendor -> Deltek vendor number; creates the firms approved spend needs."""
+    store = state.store()
+    with store.lease(f"deltek:{deltek.tenant()}"):
+        result = reference.build_vendor_map(
+            store, mapping.load(), deltek.client(), run_id=context.run_id
+        )
+    if result.created:
+        context.log.info(f"created {len(result.created)} vendor firm(s) in Deltek")
+    return dg.MaterializeResult(
+        metadata={
+            "linked": result.linked,
+            "created": len(result.created),
+            "problems": len(result.problems),
+            "by_method": dg.MetadataValue.json(result.methods),
+            "problem_list": dg.MetadataValue.md(
+                "\n".join(f"- vendor {k}: {v}" for k, v in result.problems.items()) or "none"
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name="maps",
+    deps=[
+        procore_cost_codes,
+        procore_cost_types,
+        deltek_gl_accounts,
+        procore_subcontractor_invoices,
+        procore_direct_costs,
+        procore_commitments,
+        procore_change_orders,
+    ],
+)
+def gl_account_map(state: StateStoreResource, mapping: MappingResource) -> dg.MaterializeResult:
+    """Cost code x cost type -> GL account, checked against the chart of accounts."""
+    result = reference.build_gl_map(state.store(), mapping.load())
+    unmapped = result["unmapped"]
+    return dg.MaterializeResult(
+        metadata={
+            "pairs_in_use": len(result["pairs"]),
+            "unmapped_pairs": len(unmapped),
+            "bad_accounts": len(result["bad_accounts"]),
+            "chart_readable": result["chart_readable"],
+            "unmapped": dg.MetadataValue.md(
+                "\n".join(
+                    f"- {u['cost_code']} / {u['cost_type'] or '(none)'}: {u['lines']} line(s)"
+                    for u in unmapped
+                )
+                or "none"
+            ),
+        }
+    )
+
+
+# ---- postings ----------------------------------------------------------------------------------
+RESULT_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("kind", "string"),
+        dg.TableColumn("record_id", "int"),
+        dg.TableColumn("period", "string"),
+        dg.TableColumn("action", "string"),
+        dg.TableColumn("vendor", "string"),
+        dg.TableColumn("document", "string"),
+        dg.TableColumn("account", "string"),
+        dg.TableColumn("amount", "string"),
+        dg.TableColumn("batch", "string"),
+        dg.TableColumn("reason", "string"),
+    ]
+)
+
+
+def _table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    records = [
+        dg.TableRecord({c.name: _cell(r.get(c.name), c.type) for c in RESULT_SCHEMA.columns})
+        for r in rows[:TABLE_ROWS]
+    ]
+    return dg.MetadataValue.table(records=records, schema=RESULT_SCHEMA)
+
+
+def _cell(value: Any, kind: str) -> Any:
+    if kind == "int":
+        return int(value) if value not in (None, "") else 0
+    return "" if value is None else str(value)
+
+
+def posting_result(report: PostingReport, asset_key: str) -> dg.MaterializeResult:
+    counts = report.counts
+    rows = report.outcome.results if report.outcome else [r.table_row() for r in report.plan]
+    changed = [r for r in rows if r.get("status", r["action"]) not in ("skipped", "skip")]
+    summary = (
+        f"**{', '.join(report.periods)}**: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + f"; posted {report.total('posted', 'adjusted')}, adopted {report.total('adopted')}"
+    )
+    metadata: dict[str, Any] = {
+        "summary": dg.MetadataValue.md(summary),
+        "posted": counts.get("posted", 0),
+        "adopted (already in Deltek)": counts.get("adopted", 0),
+        "adjusted": counts.get("adjusted", 0),
+        "skipped": counts.get("skipped", counts.get("skip", 0)),
+        "quarantined": counts.get("quarantined", counts.get("quarantine", 0)),
+        "review": counts.get("review", 0),
+        "failed": counts.get("failed", 0) + counts.get("aborted", 0),
+        "posted_total": dg.MetadataValue.text(str(report.total("posted", "adjusted"))),
+        "quarantine": _table(report.quarantined()),
+        "plan": _table(changed),
+    }
+    check_results = [
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=name,
+            passed=ok,
+            severity=dg.AssetCheckSeverity.ERROR
+            if name in ("no_duplicates", "complete")
+            else dg.AssetCheckSeverity.WARN,
+            metadata={"detail": detail},
+        )
+        for name, (ok, detail) in report.checks.items()
+    ]
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], description: str):
+    @dg.asset(
+        name=name,
+        group_name="postings",
+        kinds={"deltek"},
+        deps=deps,
+        partitions_def=accounting_months,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="deltek",
+        check_specs=[dg.AssetCheckSpec(c, asset=name) for c in CHECKS],
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: PostingConfig,
+        deltek: DeltekResource,
+        state: StateStoreResource,
+        mapping: MappingResource,
+    ) -> dg.MaterializeResult:
+        periods = list(context.partition_keys)
+        report = run_postings(
+            store=state.store(),
+            deltek=deltek.client(),
+            mapping=mapping.load(),
+            kinds=kinds,
+            periods=periods,
+            tenant=deltek.tenant(),
+            run_id=context.run_id,
+            apply=not config.plan_only,
+            ids=config.ids or None,
+            progress=context.log.info,
+        )
+        if config.plan_only:
+            # Checks only make sense after apply; report them skipped-as-passed with a note.
+            report.checks = {c: (True, "plan only: nothing applied") for c in CHECKS}
+        context.log.info(f"{name} {periods[0]}..{periods[-1]}: {report.counts}")
+        return posting_result(report, name)
+
+    return _asset
+
+
+deltek_ap_invoices = _posting_asset(
+    "deltek_ap_invoices",
+    AP_KINDS,
+    [
+        project_map,
+        vendor_firm_map,
+        gl_account_map,
+        procore_subcontractor_invoices,
+        procore_direct_costs,
+    ],
+    "Approved subcontractor invoices and direct costs as Deltek AP vouchers.",
+)
+deltek_commitment_journal_entries = _posting_asset(
+    "deltek_commitment_journal_entries",
+    JE_KINDS,
+    [project_map, vendor_firm_map, gl_account_map, procore_commitments, procore_change_orders],
+    "Approved subcontracts, purchase orders and change orders as balanced journal entries.",
+)
+
+ALL_ASSETS = [
+    procore_projects,
+    procore_vendors,
+    procore_cost_types,
+    procore_cost_codes,
+    procore_subcontractor_invoices,
+    procore_direct_costs,
+    procore_commitments,
+    procore_change_orders,
+    deltek_projects,
+    deltek_firms,
+    deltek_gl_accounts,
+    project_map,
+    vendor_firm_map,
+    gl_account_map,
+    deltek_ap_invoices,
+    deltek_commitment_journal_entries,
+]

@@ -1,0 +1,62 @@
+"""The mapping layer: the mapping file, GL rules and auto-matching (pure, no I/O but reading
+the mapping file)."""
+
+from .config import (
+    DIRECT_COST_TYPES,
+    ENV_VAR,
+    IGNORE_KIND_ALIASES,
+    IGNORE_KINDS,
+    Defaults,
+    GlRule,
+    IgnoreRule,
+    MappingFile,
+    MappingFileError,
+    MappingProblem,
+    ProjectRule,
+    VendorRule,
+    load_mapping,
+    mapping_hash,
+    mapping_path,
+    parse_mapping,
+)
+from .matching import (
+    ProjectMatch,
+    VendorMatch,
+    match_projects,
+    match_vendors,
+    new_vendor_number,
+    normalize_name,
+    vendor_problem,
+)
+from .rules import GlMatch, GlRuleSet, compile_rules, resolve_account, unmapped_pairs
+
+__all__ = [
+    "DIRECT_COST_TYPES",
+    "ENV_VAR",
+    "IGNORE_KINDS",
+    "IGNORE_KIND_ALIASES",
+    "Defaults",
+    "GlMatch",
+    "GlRule",
+    "GlRuleSet",
+    "IgnoreRule",
+    "MappingFile",
+    "MappingFileError",
+    "MappingProblem",
+    "ProjectMatch",
+    "ProjectRule",
+    "VendorMatch",
+    "VendorRule",
+    "compile_rules",
+    "load_mapping",
+    "mapping_hash",
+    "mapping_path",
+    "match_projects",
+    "match_vendors",
+    "new_vendor_number",
+    "normalize_name",
+    "parse_mapping",
+    "resolve_account",
+    "unmapped_pairs",
+    "vendor_problem",
+]

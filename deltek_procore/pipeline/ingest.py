@@ -1,0 +1,188 @@
+"""Read Procore into the staging tables, incrementally.
+
+Each record kind keeps a cursor (the start time of its last complete read). The
+next read asks Procore only for records updated since then, minus an overlap
+that absorbs clock skew between Procore and us. `full=True` re-reads everything:
+the nightly reconciliation uses a window instead (see `reconcile_window`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from deltek_procore.posting.periods import period_of
+from deltek_procore.procore.models import (
+    ChangeOrder,
+    Commitment,
+    CostCode,
+    CostType,
+    DirectCost,
+    Project,
+    Requisition,
+    Vendor,
+)
+from deltek_procore.state.store import StagedRecord, StateStore
+
+OVERLAP = timedelta(minutes=10)
+
+# record kind -> model class; also the kinds staged per project
+MODELS: dict[str, type] = {
+    "project": Project,
+    "vendor": Vendor,
+    "cost_code": CostCode,
+    "cost_type": CostType,
+    "requisition": Requisition,
+    "direct_cost": DirectCost,
+    "work_order": Commitment,
+    "purchase_order": Commitment,
+    "change_order": ChangeOrder,
+}
+POSTABLE_KINDS = ("requisition", "direct_cost", "work_order", "purchase_order", "change_order")
+VOLATILE = frozenset({"updated_at", "fetched_at"})
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """Hash of what matters in a record: everything but its update stamps."""
+    material = {k: v for k, v in payload.items() if k not in VOLATILE}
+    text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def to_staged(kind: str, model: Any) -> StagedRecord:
+    payload = model.model_dump(mode="json")
+    if kind in ("work_order", "purchase_order"):
+        payload["kind"] = kind
+    return StagedRecord(
+        kind=kind,
+        record_id=int(model.id),
+        payload=payload,
+        content_hash=content_hash(payload),
+        project_id=payload.get("project_id"),
+        period=period_of(kind, model) if kind in POSTABLE_KINDS else None,
+        status=payload.get("status"),
+        updated_at=str(payload.get("updated_at") or ""),
+    )
+
+
+def parse(kind: str, payload: dict[str, Any]) -> Any:
+    return MODELS[kind].model_validate(payload)
+
+
+@dataclass
+class IngestResult:
+    kind: str
+    fetched: int = 0
+    changed: int = 0
+    projects: int = 0
+    window: tuple[str, str] | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "fetched": self.fetched,
+            "changed": self.changed,
+            "projects": self.projects,
+            "window": f"{self.window[0]} ... {self.window[1]}" if self.window else "full read",
+        }
+
+
+def _fetch(client: Any, kind: str, project_id: int | None, updated: Any, ids: Any) -> Iterator[Any]:
+    if kind == "requisition":
+        return client.requisitions(project_id, ids=ids, updated=updated, resolve_cost_types=False)
+    if kind == "direct_cost":
+        return client.direct_costs(project_id, ids=ids, updated=updated)
+    if kind in ("work_order", "purchase_order"):
+        return client.commitments(project_id, kind, ids=ids, updated=updated)
+    if kind == "change_order":
+        return client.change_orders(project_id, ids=ids, updated=updated)
+    if kind == "cost_code":
+        return client.cost_codes(project_id)
+    raise ValueError(f"{kind} is not a project-scoped kind")
+
+
+def ingest_company(
+    client: Any, store: StateStore, kind: str, *, full: bool = False
+) -> IngestResult:
+    """Projects, vendors, cost types: company-wide lists."""
+    now = datetime.now(timezone.utc)
+    result = IngestResult(kind=kind)
+    if kind == "project":
+        models: Iterable[Any] = client.projects()
+    elif kind == "vendor":
+        cursor = None if full else store.get_cursor("procore:vendor")
+        window = _window(cursor, now)
+        result.window = _window_text(window)
+        models = client.vendors(updated=window) if window else client.vendors()
+    elif kind == "cost_type":
+        models = client.cost_types()
+    else:
+        raise ValueError(kind)
+    records = [to_staged(kind, m) for m in models]
+    result.fetched = len(records)
+    result.changed = store.stage(records)
+    store.set_cursor(f"procore:{kind}", now.isoformat())
+    return result
+
+
+def ingest_projects(
+    client: Any,
+    store: StateStore,
+    kind: str,
+    project_ids: Iterable[int],
+    *,
+    full: bool = False,
+    window: tuple[datetime, datetime] | None = None,
+    ids: list[int] | None = None,
+    chunk: int = 2000,
+) -> IngestResult:
+    """A project-scoped kind for every project, staged page by page to keep memory flat."""
+    now = datetime.now(timezone.utc)
+    result = IngestResult(kind=kind)
+    if window is None and not full and ids is None and kind != "cost_code":
+        window = _window(store.get_cursor(f"procore:{kind}"), now)
+    result.window = _window_text(window)
+    for project_id in project_ids:
+        result.projects += 1
+        buffer: list[StagedRecord] = []
+        for model in _fetch(client, kind, project_id, window, ids):
+            staged = to_staged(kind, model)
+            if staged.project_id is None:
+                staged.project_id = int(project_id)
+                staged.payload["project_id"] = int(project_id)
+            buffer.append(staged)
+            result.by_status[str(staged.status)] = result.by_status.get(str(staged.status), 0) + 1
+            if len(buffer) >= chunk:
+                result.fetched += len(buffer)
+                result.changed += store.stage(buffer)
+                buffer = []
+        result.fetched += len(buffer)
+        result.changed += store.stage(buffer)
+    if ids is None and (window is None or window[1] >= now - OVERLAP):
+        store.set_cursor(f"procore:{kind}", now.isoformat())
+    return result
+
+
+def _window(cursor: str | None, now: datetime) -> tuple[datetime, datetime] | None:
+    if not cursor:
+        return None
+    start = datetime.fromisoformat(cursor) - OVERLAP
+    return (start, now + timedelta(minutes=1))
+
+
+def _window_text(window: tuple[datetime, datetime] | None) -> tuple[str, str] | None:
+    if window is None:
+        return None
+    return (window[0].isoformat(), window[1].isoformat())
+
+
+def reconcile_window(now: datetime | None = None, days: int = 62) -> tuple[datetime, datetime]:
+    """The nightly poll's window: everything updated in the current and previous period."""
+    now = now or datetime.now(timezone.utc)
+    first_of_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    previous = (first_of_month - timedelta(days=1)).replace(day=1)
+    return (min(previous, now - timedelta(days=days)), now + timedelta(minutes=1))

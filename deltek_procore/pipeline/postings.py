@@ -1,0 +1,225 @@
+"""One posting step for a set of periods: candidates -> plan -> apply -> checks.
+
+Used by the Dagster posting assets and by `sync --plan`. The whole step runs
+under a lease named after the Deltek tenant, so two syncs of the same tenant
+(two schedules, a sensor run and a backfill, two machines) take turns: the second
+finds the ledger already says "posted" and posts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from deltek_procore.mapping.config import MappingFile, mapping_hash
+from deltek_procore.pipeline.ingest import parse
+from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_context
+from deltek_procore.posting.documents import document_from_json
+from deltek_procore.posting.protocol import (
+    Candidate,
+    Outcome,
+    PlanRow,
+    Poster,
+    PostingSettings,
+    plan,
+)
+from deltek_procore.posting.translate import is_eligible
+from deltek_procore.state.store import StateStore
+
+AP_KINDS = ("requisition", "direct_cost")
+JE_KINDS = ("work_order", "purchase_order", "change_order")
+
+
+def settings_from(mapping: MappingFile) -> PostingSettings:
+    d = mapping.defaults
+    return PostingSettings(
+        liability_code=d.liability_code,
+        bank_code=d.bank_code,
+        pay_terms=d.voucher_pay_terms,
+        company=d.company,
+        batch_size=d.batch_size,
+        post_batches=d.post_batches,
+        late_change_policy=d.late_change_policy,
+    )
+
+
+def candidates(
+    store: StateStore,
+    kinds: Sequence[str],
+    periods: Sequence[str],
+    ids: Sequence[int] | None = None,
+) -> list[Candidate]:
+    out: list[Candidate] = []
+    for kind in kinds:
+        for rec in store.staged(kind, periods=periods, ids=ids):
+            out.append(Candidate(kind, parse(kind, rec.payload), rec.content_hash, rec.period))
+    return out
+
+
+@dataclass
+class PostingReport:
+    periods: list[str]
+    kinds: tuple[str, ...]
+    plan: list[PlanRow]
+    outcome: Outcome | None = None
+    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        if self.outcome is not None:
+            return self.outcome.counts
+        out: dict[str, int] = {}
+        for row in self.plan:
+            out[row.action] = out.get(row.action, 0) + 1
+        return out
+
+    def total(self, *statuses: str) -> Decimal:
+        return self.outcome.total(*statuses) if self.outcome else Decimal("0.00")
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("failed", "aborted"))
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        rows = self.outcome.results if self.outcome else [r.table_row() for r in self.plan]
+        return [
+            r for r in rows if r.get("status", r.get("action")) in ("quarantined", "quarantine")
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "periods": self.periods,
+            "kinds": list(self.kinds),
+            "counts": self.counts,
+            "posted_total": str(self.total("posted", "adjusted")),
+            "adopted_total": str(self.total("adopted")),
+            "quarantined": self.quarantined(),
+            "checks": {k: {"passed": ok, "detail": d} for k, (ok, d) in self.checks.items()},
+        }
+
+
+def run_postings(
+    *,
+    store: StateStore,
+    deltek: Any | None,
+    mapping: MappingFile,
+    kinds: Sequence[str],
+    periods: Sequence[str],
+    tenant: str,
+    run_id: str | None = None,
+    apply: bool = True,
+    ids: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PostingReport:
+    digest = mapping_hash(mapping)
+    settings = settings_from(mapping)
+    with store.lease(f"deltek:{tenant}"):
+        ignore_from_mapping(store, mapping)
+        ctx = mapping_context(store, mapping, digest)
+        cands = candidates(store, kinds, periods, ids)
+        rows = plan(cands, ctx, store, settings)
+        report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=rows)
+        if not apply or deltek is None:
+            return report
+        poster = Poster(
+            store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
+        )
+        report.outcome = poster.apply(rows)
+        report.checks = evaluate_checks(store, cands, ctx, report.outcome, kinds, periods)
+    return report
+
+
+def procore_amount(kind: str, record: Any) -> Decimal:
+    """What Procore says is owed or committed, computed independently of translation."""
+    if kind == "requisition":
+        gross = sum(
+            (
+                Decimal(str(i.work_completed_this_period))
+                + Decimal(str(i.materials_presently_stored))
+                for i in record.items
+            ),
+            Decimal("0.00"),
+        )
+        retainage = sum(
+            (Decimal(str(i.retainage_this_period)) for i in record.items), Decimal("0.00")
+        )
+        return (gross - retainage).quantize(Decimal("0.01"))
+    return Decimal(str(record.grand_total or 0)).quantize(Decimal("0.01"))
+
+
+def evaluate_checks(
+    store: StateStore,
+    cands: Sequence[Candidate],
+    ctx: Any,
+    outcome: Outcome,
+    kinds: Sequence[str],
+    periods: Sequence[str],
+) -> dict[str, tuple[bool, str]]:
+    """The asset checks of design.md, computed from this run and the ledger."""
+    latest: dict[tuple[str, int], Any] = {}
+    for kind in kinds:
+        for rid, row in store.latest(
+            kind, [int(c.record.id) for c in cands if c.kind == kind]
+        ).items():
+            latest[(kind, rid)] = row
+    eligible = [c for c in cands if is_eligible(c.kind, c.record, ctx)]
+    quarantined = [r for r in outcome.results if r["status"] == "quarantined"]
+    unmapped = [r for r in quarantined if "GL account" in r["reason"] or "project" in r["reason"]]
+    checks: dict[str, tuple[bool, str]] = {}
+    checks["every_line_mapped"] = (
+        not unmapped,
+        f"{len(unmapped)} record(s) have lines without a project or GL account"
+        if unmapped
+        else "every approved line has a project and GL account",
+    )
+    missing = [c for c in eligible if (c.kind, int(c.record.id)) not in latest]
+    checks["complete"] = (
+        not missing,
+        f"{len(missing)} approved record(s) have no ledger row: "
+        + ", ".join(f"{c.kind} {c.record.id}" for c in missing[:10])
+        if missing
+        else f"all {len(eligible)} approved records of {', '.join(periods)} are in the ledger",
+    )
+    docs: dict[tuple[str, str], list[str]] = {}
+    for row in store.ledger_rows(
+        kinds=kinds, periods=periods, statuses=("posted", "adopted", "adjusted")
+    ):
+        key = (row.deltek_vendor or "", row.document or "")
+        docs.setdefault(key, []).append(f"{row.kind} {row.record_id}")
+    dupes = {k: v for k, v in docs.items() if len(set(v)) > 1}
+    checks["no_duplicates"] = (
+        not dupes,
+        f"{len(dupes)} Deltek document(s) claimed by more than one Procore record"
+        if dupes
+        else "no Deltek document is claimed twice",
+    )
+    if outcome.hidden_amounts:
+        checks["read_back_matches"] = (
+            False,
+            "Deltek reads amounts back as 0: the API user's role cannot see amount fields "
+            "(field-level security); give it visibility of Amount on AP and JE entries",
+        )
+    else:
+        checks["read_back_matches"] = (
+            not outcome.readback_mismatches,
+            "; ".join(outcome.readback_mismatches[:10]) or "every posted batch reads back equal",
+        )
+    procore_total = sum((procore_amount(c.kind, c.record) for c in eligible), Decimal("0.00"))
+    eligible_ids = {(c.kind, int(c.record.id)) for c in eligible}
+    ledger_total = Decimal("0.00")
+    for kind in kinds:
+        ids = [rid for k, rid in eligible_ids if k == kind]
+        for row in store.last_done(kind, ids).values():
+            if row.document_json:
+                ledger_total += document_from_json(row.document_json).total
+    open_items = sum(
+        1 for r in outcome.results if r["status"] in ("quarantined", "failed", "aborted", "review")
+    )
+    checks["totals_match"] = (
+        procore_total == ledger_total or open_items > 0,
+        f"Procore approved {procore_total}, Deltek holds {ledger_total}"
+        + (f" ({open_items} record(s) still open)" if open_items else ""),
+    )
+    return checks

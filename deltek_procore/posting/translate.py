@@ -1,0 +1,344 @@
+"""Pure translation: one Procore record + the maps -> a voucher, a JE, or a quarantine.
+
+No I/O here. Every refusal is a `Quarantine` whose reason says what a person must
+fix, in words an accountant uses ("cost code 03-300 / cost type S has no GL
+account"). Amounts are Decimal throughout; nothing is rounded silently.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from deltek_procore.posting.documents import (
+    Charge,
+    JournalEntry,
+    JournalLine,
+    Quarantine,
+    Voucher,
+    VoucherLine,
+    money,
+)
+from deltek_procore.posting.periods import period_end, period_of, record_date
+
+MAX_AMOUNT = Decimal("999999999.99")  # beyond this an amount is a data-entry error
+INVOICE_MAX = 50
+DESCRIPTION_MAX = 40
+
+WORK_ORDER_POSTABLE = frozenset({"Approved", "Complete"})
+PURCHASE_ORDER_POSTABLE = frozenset({"Approved", "Partially Received", "Received", "Closed"})
+COMMITMENT_VOID = frozenset({"Void", "Terminated"})
+REQUISITION_POSTABLE = frozenset({"approved", "approved_as_noted"})
+
+
+@dataclass(frozen=True)
+class ProjectTarget:
+    wbs1: str
+    wbs2: str = ""
+    wbs3: str = ""
+
+
+@dataclass
+class MappingContext:
+    """Everything translation needs, already fetched; values or a problem string."""
+
+    projects: dict[int, ProjectTarget | str]
+    vendors: dict[int, str]  # procore vendor id -> Deltek vendor number
+    vendor_problems: dict[int, str]
+    cost_codes: dict[int, str]  # cost code id -> full_code
+    cost_types: dict[int, str]  # line item type id -> code
+    commitment_line_types: dict[int, int | None]  # commitment line id -> line item type id
+    commitment_vendors: dict[int, int | None]  # commitment id -> vendor id
+    resolve_account: Callable[[str, str], tuple[str, int] | None]
+    accounts: dict[str, str] | None  # account -> Status; None = chart not readable
+    commitment_offset_account: str = ""
+    retainage_account: str | None = None
+    direct_cost_types: Sequence[str] = ("invoice",)
+    mapping_hash: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Refusal(Exception):
+    """Raised inside translation to turn into a Quarantine with this reason."""
+
+
+class NothingToPost(Refusal):
+    """The record is approved but carries no amount: skipped, not quarantined."""
+
+
+def clean_text(value: Any, limit: int = DESCRIPTION_MAX) -> str:
+    """Printable, single-line text that fits a Deltek column."""
+    text = "" if value is None else str(value)
+    text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:limit]
+
+
+def is_eligible(kind: str, record: Any, ctx: MappingContext) -> bool:
+    """Is this record approved spend that belongs in Deltek (ignoring late changes)?"""
+    status = getattr(record, "status", None)
+    if kind == "requisition":
+        return status in REQUISITION_POSTABLE
+    if kind == "direct_cost":
+        return status == "approved" and record.direct_cost_type in ctx.direct_cost_types
+    if kind == "work_order":
+        return status in WORK_ORDER_POSTABLE and not getattr(record, "deleted_at", None)
+    if kind == "purchase_order":
+        return status in PURCHASE_ORDER_POSTABLE and not getattr(record, "deleted_at", None)
+    if kind == "change_order":
+        return status == "approved"
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+def is_voided(kind: str, record: Any) -> bool:
+    """A commitment that was posted and is now void gets a reversing entry."""
+    if kind in ("work_order", "purchase_order"):
+        return record.status in COMMITMENT_VOID or bool(getattr(record, "deleted_at", None))
+    if kind == "change_order":
+        return record.status in {"void", "rejected"}
+    return False
+
+
+def translate(kind: str, record: Any, ctx: MappingContext) -> Voucher | JournalEntry | Quarantine:
+    period = period_of(kind, record)
+    try:
+        if period is None:
+            raise Refusal("record has no date to place it in an accounting period")
+        builder = _BUILDERS[kind]
+        return builder(record, period, ctx)
+    except Refusal as refusal:
+        return Quarantine(
+            kind=kind,
+            record_id=int(record.id),
+            period=period,
+            reason=str(refusal),
+            fields={"nothing_to_post": isinstance(refusal, NothingToPost)},
+        )
+
+
+# ---- shared pieces -------------------------------------------------------------------------
+def _project(ctx: MappingContext, project_id: int | None) -> ProjectTarget:
+    target = ctx.projects.get(int(project_id)) if project_id is not None else None
+    if target is None:
+        raise Refusal(f"Procore project {project_id} has no Deltek project")
+    if isinstance(target, str):
+        raise Refusal(target)
+    return target
+
+
+def _vendor(ctx: MappingContext, vendor_id: int | None, what: str) -> str:
+    if vendor_id is None:
+        raise Refusal(f"{what} has no vendor in Procore; set one before it can be vouchered")
+    if int(vendor_id) in ctx.vendor_problems:
+        raise Refusal(ctx.vendor_problems[int(vendor_id)])
+    vendor = ctx.vendors.get(int(vendor_id))
+    if not vendor:
+        raise Refusal(f"Procore vendor {vendor_id} has no Deltek vendor firm")
+    return vendor
+
+
+def _account(ctx: MappingContext, cost_code_id: int | None, cost_type_id: int | None) -> str:
+    full_code = ctx.cost_codes.get(int(cost_code_id)) if cost_code_id is not None else None
+    if full_code is None:
+        raise Refusal(f"line has no cost code (cost code id {cost_code_id} unknown)")
+    type_code = ctx.cost_types.get(int(cost_type_id)) if cost_type_id is not None else None
+    if type_code is None:
+        raise Refusal(f"cost code {full_code} line has no cost type")
+    match = ctx.resolve_account(full_code, type_code)
+    if match is None:
+        raise Refusal(
+            f"cost code {full_code} / cost type {type_code} has no GL account; "
+            "add a gl_accounts rule to the mapping file"
+        )
+    account, _rule = match
+    _check_account(ctx, account, f"for cost code {full_code} / cost type {type_code}")
+    return account
+
+
+def _check_account(ctx: MappingContext, account: str, why: str) -> None:
+    if ctx.accounts is None:
+        return
+    status = ctx.accounts.get(account)
+    if status is None:
+        raise Refusal(f"GL account {account} {why} is not in Deltek's chart of accounts")
+    if status != "A":
+        raise Refusal(f"GL account {account} {why} is inactive in Deltek")
+
+
+def _amount(value: Any, what: str) -> Decimal:
+    try:
+        amount = money(value)
+    except Exception:  # noqa: BLE001 - any unparseable amount is a data problem
+        raise Refusal(f"{what} amount {value!r} is not a number") from None
+    if abs(amount) > MAX_AMOUNT:
+        raise Refusal(f"{what} amount {amount} is beyond {MAX_AMOUNT}; check it in Procore")
+    return amount
+
+
+def _invoice(number: Any, fallback: str) -> str:
+    text = clean_text(number, 10_000) if number not in (None, "") else ""
+    if not text:
+        return fallback
+    if len(text) > INVOICE_MAX:
+        raise Refusal(
+            f"invoice number is {len(text)} characters; Deltek takes at most {INVOICE_MAX}"
+        )
+    return text
+
+
+def _charge(project: ProjectTarget, account: str) -> Charge:
+    return Charge(account=account, wbs1=project.wbs1, wbs2=project.wbs2, wbs3=project.wbs3)
+
+
+def _doc_date(kind: str, record: Any, period: str) -> date:
+    return record_date(kind, record) or period_end(period)
+
+
+# ---- AP vouchers ---------------------------------------------------------------------------
+def _requisition(req: Any, period: str, ctx: MappingContext) -> Voucher:
+    project = _project(ctx, req.project_id)
+    vendor_id = req.vendor_id or ctx.commitment_vendors.get(int(req.commitment_id or 0))
+    vendor = _vendor(ctx, vendor_id, f"subcontractor invoice {req.id}")
+    lines: list[VoucherLine] = []
+    retainage = Decimal("0.00")
+    for item in req.items:
+        gross = _amount(item.work_completed_this_period, f"item {item.id} work") + _amount(
+            item.materials_presently_stored, f"item {item.id} stored materials"
+        )
+        retainage += _amount(item.retainage_this_period, f"item {item.id} retainage")
+        if gross == 0:
+            continue
+        cost_type_id = item.line_item_type_id or ctx.commitment_line_types.get(
+            int(item.line_item_id or 0)
+        )
+        account = _account(ctx, item.cost_code_id, cost_type_id)
+        lines.append(VoucherLine(_charge(project, account), gross, clean_text(item.description)))
+    if not lines and not retainage:
+        raise NothingToPost("nothing billed this period")
+    if retainage:
+        if not ctx.retainage_account:
+            raise Refusal(
+                f"invoice holds {retainage} retainage; set defaults.retainage_account "
+                "in the mapping file"
+            )
+        _check_account(ctx, ctx.retainage_account, "(retainage payable)")
+        lines.append(
+            VoucherLine(Charge(account=ctx.retainage_account), -retainage, "Retainage held")
+        )
+    voucher = Voucher(
+        kind="requisition",
+        record_id=int(req.id),
+        period=period,
+        vendor=vendor,
+        invoice=_invoice(req.invoice_number, f"PC-REQ{req.id}"),
+        invoice_date=_doc_date("requisition", req, period),
+        description=clean_text(f"Pay app #{req.number} {req.vendor_name or ''}"),
+        lines=tuple(lines),
+    )
+    if voucher.total <= 0:
+        raise Refusal(f"invoice nets to {voucher.total} after retainage; nothing to pay")
+    return voucher
+
+
+def _direct_cost(cost: Any, period: str, ctx: MappingContext) -> Voucher:
+    project = _project(ctx, cost.project_id)
+    vendor = _vendor(ctx, cost.vendor_id, f"direct cost {cost.id}")
+    total = _amount(cost.grand_total, "grand total")
+    lines = []
+    for item in cost.line_items:
+        amount = _amount(item.amount, f"line {item.id}")
+        if amount == 0:
+            continue
+        account = _account(ctx, item.cost_code_id, item.line_item_type_id)
+        lines.append(VoucherLine(_charge(project, account), amount, clean_text(item.description)))
+    line_sum = sum((ln.amount for ln in lines), Decimal("0.00"))
+    if line_sum != total:
+        raise Refusal(f"line items add up to {line_sum} but the grand total is {total}")
+    if not lines:
+        raise Refusal("direct cost has no amount")
+    return Voucher(
+        kind="direct_cost",
+        record_id=int(cost.id),
+        period=period,
+        vendor=vendor,
+        invoice=_invoice(cost.invoice_number, f"PC-DC{cost.id}"),
+        invoice_date=_doc_date("direct_cost", cost, period),
+        description=clean_text(cost.description),
+        lines=tuple(lines),
+    )
+
+
+# ---- journal entries -----------------------------------------------------------------------
+def ref_no(kind: str, record_id: int, suffix: str = "") -> str:
+    """Deterministic JE RefNo from the Procore id: the look-up key of the write protocol."""
+    prefix = {"work_order": "PCW", "purchase_order": "PCP", "change_order": "PCC"}[kind]
+    return f"{prefix}{record_id}{suffix}"
+
+
+def _commitment_je(
+    kind: str, record: Any, period: str, ctx: MappingContext, project_id: int, title: str
+) -> JournalEntry:
+    project = _project(ctx, project_id)
+    if not ctx.commitment_offset_account:
+        raise Refusal("set defaults.commitment_offset_account in the mapping file")
+    _check_account(ctx, ctx.commitment_offset_account, "(commitment offset)")
+    total = _amount(record.grand_total, "grand total")
+    lines: list[JournalLine] = []
+    for item in record.line_items:
+        amount = _amount(item.amount, f"line {item.id}")
+        if amount == 0:
+            continue
+        account = _account(ctx, item.cost_code_id, item.line_item_type_id)
+        lines.append(_je_line(_charge(project, account), amount, clean_text(item.description)))
+    line_sum = sum((ln.debit - ln.credit for ln in lines), Decimal("0.00"))
+    if line_sum != total:
+        raise Refusal(f"line items add up to {line_sum} but the grand total is {total}")
+    if not lines:
+        raise Refusal("commitment has no amount")
+    lines.append(
+        _je_line(Charge(account=ctx.commitment_offset_account), -total, "Commitment offset")
+    )
+    return JournalEntry(
+        kind=kind,
+        record_id=int(record.id),
+        period=period,
+        ref_no=ref_no(kind, int(record.id)),
+        trans_date=_doc_date(kind, record, period),
+        description=clean_text(title),
+        lines=tuple(lines),
+    )
+
+
+def _je_line(charge: Charge, signed: Decimal, description: str) -> JournalLine:
+    if signed >= 0:
+        return JournalLine(charge, debit=signed, description=description)
+    return JournalLine(charge, credit=-signed, description=description)
+
+
+def _work_order(record: Any, period: str, ctx: MappingContext) -> JournalEntry:
+    title = f"SC {record.number or record.id} {record.title or ''}"
+    return _commitment_je("work_order", record, period, ctx, record.project_id, title)
+
+
+def _purchase_order(record: Any, period: str, ctx: MappingContext) -> JournalEntry:
+    title = f"PO {record.number or record.id} {record.title or ''}"
+    return _commitment_je("purchase_order", record, period, ctx, record.project_id, title)
+
+
+def _change_order(record: Any, period: str, ctx: MappingContext) -> JournalEntry:
+    title = f"CO {record.number or record.id} {record.title or ''}"
+    return _commitment_je("change_order", record, period, ctx, record.project_id, title)
+
+
+_BUILDERS: dict[str, Callable[[Any, str, MappingContext], Voucher | JournalEntry]] = {
+    "requisition": _requisition,
+    "direct_cost": _direct_cost,
+    "work_order": _work_order,
+    "purchase_order": _purchase_order,
+    "change_order": _change_order,
+}

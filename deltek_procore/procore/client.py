@@ -1,0 +1,883 @@
+"""Read-only Procore REST client for the connector (plus webhook configuration).
+
+What it takes care of, so callers do not have to:
+- a client_credentials token, renewed ahead of `expires_in` and once on a 401;
+- `Procore-Company-Id` on every call (service accounts need it even on /companies);
+- page/per_page pagination following `Link rel="next"`, else `Total`/`Per-Page`, else
+  stopping at a short page; every page repeats the caller's filters; iterators are lazy;
+- pacing from `X-Rate-Limit-*` (see pacing.py), 429 waits, and full-jitter exponential
+  back-off on 5xx / timeouts / connection errors for GETs only;
+- the payload variants documented in api/procore.md (see models.py).
+Secrets never reach logs, exception text or reprs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from pydantic import BaseModel, SecretStr
+
+from .errors import ProcoreAuthError, ProcoreError, parse_error_body, redact
+from .models import (
+    BillingPeriod,
+    ChangeOrder,
+    Commitment,
+    Company,
+    CostCode,
+    CostType,
+    DirectCost,
+    Project,
+    Requisition,
+    Vendor,
+    to_int,
+)
+from .pacing import RateLimitPacer, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+CommitmentKind = Literal["work_order", "purchase_order"]
+DateRange = tuple[datetime | date, datetime | date]
+Params = list[tuple[str, Any]]
+
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+ID_CHUNK = 100  # ids per filters[id][] call; keeps URLs well under proxy limits
+V2_MAX_PER_PAGE = 100
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+_COMMITMENT_TYPES = {"WorkOrderContract": "work_order", "PurchaseOrderContract": "purchase_order"}
+
+
+class ProcoreSettings(BaseModel):
+    auth_url: str
+    api_url: str
+    client_id: str
+    client_secret: SecretStr
+    company_id: int
+    connect_timeout: float = 5
+    read_timeout: float = 30
+    max_retries: int = 6
+    per_page: int = 100
+    min_remaining: int = 2
+
+
+@dataclass
+class ProcoreStats:
+    """Counters for run metadata and tests; `waits_s` is all time spent sleeping."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled_429: int = 0
+    tokens: int = 0
+    waits_s: float = 0.0
+    pages: int = 0
+    reauths: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Token:
+    value: SecretStr
+    expires_in: int | None
+    created_at: int | None
+    obtained_at: float
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type name, not a secret
+
+    @property
+    def renew_at(self) -> float:
+        """Renew with 10 % (at least 60 s, at most half the lifetime) still left."""
+        if self.expires_in is None:
+            return float("inf")  # lifetime unknown: rely on the 401 re-auth
+        lead = min(max(60.0, 0.1 * self.expires_in), 0.5 * self.expires_in)
+        return self.obtained_at + self.expires_in - lead
+
+
+# ---------------------------------------------------------------- small pure helpers
+
+
+def iso_z(value: datetime | date) -> str:
+    """ISO-8601 in UTC with a Z (naive datetimes are taken as UTC); dates stay dates."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat()
+
+
+def range_filter(updated: DateRange) -> str:
+    """Procore date filters must be ranges: `start...end`."""
+    start, end = updated
+    return f"{iso_z(start)}...{iso_z(end)}"
+
+
+def chunks(ids: Iterable[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
+    batch: list[int] = []
+    for value in ids:
+        batch.append(int(value))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def query_plans(
+    base: Params,
+    *,
+    status: str | Iterable[str] | None = None,
+    ids: Iterable[int] | None = None,
+    updated: DateRange | None = None,
+    status_key: str = "filters[status]",
+) -> Iterator[Params]:
+    """One parameter list per list call: each status separately x each id chunk.
+
+    `ids=None` means "all"; an empty id list means "none" and yields no call.
+    """
+    common = list(base)
+    if updated is not None:
+        common.append(("filters[updated_at]", range_filter(updated)))
+    statuses: list[str | None]
+    if status is None:
+        statuses = [None]
+    elif isinstance(status, str):
+        statuses = [status]
+    else:
+        statuses = list(dict.fromkeys(status))
+    id_chunks: list[list[int] | None] = [None] if ids is None else list(chunks(ids))
+    for one_status in statuses:
+        for id_chunk in id_chunks:
+            params = list(common)
+            if one_status is not None:
+                params.append((status_key, one_status))
+            if id_chunk is not None:
+                params.extend(("filters[id][]", i) for i in id_chunk)
+            yield params
+
+
+def parse_link_next(link: str | None) -> str | None:
+    """The URL of rel="next" in an RFC 8288 Link header, if any."""
+    if not link:
+        return None
+    for part in link.split(","):
+        pieces = part.split(";")
+        url = pieces[0].strip()
+        rels = [p.strip() for p in pieces[1:]]
+        if (
+            url.startswith("<")
+            and url.endswith(">")
+            and any(r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels)
+        ):
+            return url[1:-1]
+    return None
+
+
+def next_page(headers: Mapping[str, str], page: int, per_page: int, count: int) -> int | None:
+    """Which page to read next, or None when this one was the last.
+
+    Preference: Link rel="next" (its absence on a response that has a Link header
+    means last page) > Total/Per-Page > a short page.
+    """
+    if count == 0:
+        return None
+    link = headers.get("Link")
+    if link:
+        url = parse_link_next(link)
+        if url is None:
+            return None
+        wanted = parse_qs(urlsplit(url).query).get("page")
+        target = to_int(wanted[0]) if wanted else page + 1
+        return target if target and target > page else None
+    total = to_int(headers.get("Total"))
+    if total is not None:
+        size = to_int(headers.get("Per-Page")) or per_page
+        return page + 1 if page * size < total else None
+    if count > per_page:  # the endpoint ignored per_page: it returned everything
+        return None
+    return page + 1 if count >= per_page else None
+
+
+def page_items(payload: Any) -> list[dict]:
+    """A page is a bare list (v1.x) or {"data": [...]} (v2.0)."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("data"), list):
+        return payload["data"]
+    raise ValueError("expected a JSON list or an object with a 'data' list")
+
+
+def _has_vendor(raw: Mapping) -> bool:
+    return raw.get("vendor_id") is not None or isinstance(raw.get("vendor"), dict)
+
+
+# ---------------------------------------------------------------- the client
+
+
+class ProcoreClient:
+    """Procore API access for one company (service account)."""
+
+    def __init__(
+        self,
+        settings: ProcoreSettings,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = ProcoreStats()
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._pacer = RateLimitPacer(min_remaining=settings.min_remaining)
+        self._token: _Token | None = None
+        self._token_lock = threading.RLock()
+        self._commitment_cache: dict[tuple[int, int], dict] = {}
+        self._commitment_lines_cache: dict[tuple[int, int], dict[int, dict]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"ProcoreClient(api_url={self.settings.api_url!r}, company_id={self.settings.company_id}, "
+            f"client_id={self.settings.client_id!r})"
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> ProcoreClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ waiting
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.stats.waits_s += seconds
+            self._sleep(seconds)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
+        return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
+
+    def _secrets(self) -> list[str]:
+        values = [self.settings.client_secret.get_secret_value()]
+        if self._token is not None:
+            values.append(self._token.value.get_secret_value())
+        return values
+
+    def _timeout(self) -> tuple[float, float]:
+        return (self.settings.connect_timeout, self.settings.read_timeout)
+
+    # ------------------------------------------------------------ token
+
+    def _fetch_token(self) -> _Token:
+        """POST client_credentials as a form (Procore's documented request)."""
+        url = self.settings.auth_url
+        path = urlsplit(url).path or "/oauth/token"
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret.get_secret_value(),
+        }
+        failures = throttles = 0
+        while True:
+            started = self._clock()
+            try:
+                self.stats.calls += 1
+                resp = self._session.post(
+                    url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout()
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if failures < self.settings.max_retries:
+                    failures += 1
+                    self.stats.retries += 1
+                    self._wait(self._backoff(failures))
+                    continue
+                raise ProcoreAuthError(
+                    f"token endpoint unreachable ({type(exc).__name__})", method="POST", path=path
+                ) from None
+            if resp.status_code == 429 and throttles < self.settings.max_retries:
+                throttles += 1
+                self.stats.throttled_429 += 1
+                self.stats.retries += 1
+                wait = self._pacer.throttled_wait(resp.headers, self._clock())
+                self._wait(wait if wait is not None else self._backoff(throttles))
+                continue
+            if resp.status_code in RETRYABLE_STATUSES and failures < self.settings.max_retries:
+                failures += 1
+                self.stats.retries += 1
+                self._wait(self._backoff(failures))
+                continue
+            if resp.status_code >= 400:
+                detail = redact(
+                    parse_error_body(resp.text, resp.headers.get("Content-Type")), self._secrets()
+                )
+                hint = None
+                if resp.status_code in (400, 401):
+                    hint = (
+                        "check PROCORE_CLIENT_ID / PROCORE_CLIENT_SECRET and that PROCORE_AUTH_URL "
+                        "belongs to the app's environment (login.procore.com vs "
+                        "login-sandbox.procore.com); credentials are not shared between them"
+                    )
+                raise ProcoreAuthError(
+                    "could not obtain an access token",
+                    status=resp.status_code,
+                    method="POST",
+                    path=path,
+                    detail=detail,
+                    hint=hint,
+                )
+            return self._parse_token(resp, started, path)
+
+    def _parse_token(self, resp: requests.Response, started: float, path: str) -> _Token:
+        try:
+            body = resp.json()
+            value = body["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise ProcoreAuthError(
+                "token endpoint answered without an access_token",
+                status=resp.status_code,
+                method="POST",
+                path=path,
+                hint="check PROCORE_AUTH_URL points at the OAuth token endpoint",
+            ) from None
+        self.stats.tokens += 1
+        # `expires_in` is the lifetime left when issued; measure it from our own clock
+        # (when we asked), so server clock skew and `created_at` cannot shorten or extend it.
+        return _Token(
+            value=SecretStr(str(value)),
+            expires_in=to_int(body.get("expires_in")),
+            created_at=to_int(body.get("created_at")),
+            obtained_at=started,
+            token_type=str(body.get("token_type") or "bearer"),
+        )
+
+    def _access_token(self) -> str:
+        with self._token_lock:
+            if self._token is None or self._clock() >= self._token.renew_at:
+                self._token = self._fetch_token()
+            return self._token.value.get_secret_value()
+
+    def _drop_token(self, stale: str) -> None:
+        with self._token_lock:
+            if self._token is not None and self._token.value.get_secret_value() == stale:
+                self._token = None
+
+    def token_info(self) -> dict:
+        """Obtain (or reuse) a token; report its lifetime, never its value."""
+        self._access_token()
+        token = self._token
+        assert token is not None
+        return {
+            "token_type": token.token_type,
+            "expires_in": token.expires_in,
+            "created_at": token.created_at,
+            "renew_at": token.renew_at,
+        }
+
+    # ------------------------------------------------------------ requests
+
+    def _error(self, resp: requests.Response, method: str, path: str) -> ProcoreError:
+        detail = redact(
+            parse_error_body(resp.text, resp.headers.get("Content-Type")), self._secrets()
+        )
+        reason = resp.reason or "request failed"
+        if resp.status_code == 401:
+            return ProcoreAuthError(
+                "access token rejected even after re-authenticating",
+                status=401,
+                method=method,
+                path=path,
+                detail=detail,
+            )
+        return ProcoreError(
+            reason, status=resp.status_code, method=method, path=path, detail=detail
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Params | Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> requests.Response:
+        """One API call with pacing, token handling and the retry policy.
+
+        Only GETs are retried after 5xx/timeouts (a write may have landed); 429 and 401
+        are retried for any method since Procore did not process those requests.
+        """
+        url = path if path.startswith("http") else self.settings.api_url.rstrip("/") + path
+        log_path = urlsplit(url).path
+        retry_failures = method.upper() in ("GET", "HEAD")
+        failures = throttles = 0
+        reauthed = False
+        while True:
+            self._wait(self._pacer.delay(self._clock()))
+            token = self._access_token()
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Procore-Company-Id": str(self.settings.company_id),
+                "Accept": "application/json",
+            }
+            try:
+                self.stats.calls += 1
+                resp = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self._timeout(),
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if retry_failures and failures < self.settings.max_retries:
+                    failures += 1
+                    self.stats.retries += 1
+                    self._wait(self._backoff(failures))
+                    continue
+                raise ProcoreError(
+                    f"connection failed ({type(exc).__name__})", method=method, path=log_path
+                ) from None
+            now = self._clock()
+            self._pacer.observe(resp.headers, now)
+            status = resp.status_code
+            if status == 401 and not reauthed:
+                reauthed = True
+                self.stats.reauths += 1
+                self._drop_token(token)
+                continue
+            if status == 429:
+                self.stats.throttled_429 += 1
+                if throttles < self.settings.max_retries:
+                    throttles += 1
+                    self.stats.retries += 1
+                    wait = self._pacer.throttled_wait(resp.headers, now)
+                    self._wait(wait if wait is not None else self._backoff(throttles))
+                    continue
+            if status in RETRYABLE_STATUSES and retry_failures:
+                if failures < self.settings.max_retries:
+                    failures += 1
+                    self.stats.retries += 1
+                    after = retry_after_seconds(resp.headers.get("Retry-After"), now)
+                    self._wait(after if after is not None else self._backoff(failures))
+                    continue
+            if status >= 400:
+                raise self._error(resp, method, log_path)
+            return resp
+
+    def _json(self, resp: requests.Response, method: str, path: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise ProcoreError(
+                "response is not JSON",
+                status=resp.status_code,
+                method=method,
+                path=urlsplit(path).path,
+                hint="check PROCORE_API_URL points at the Procore API",
+            ) from None
+
+    def get_json(self, path: str, params: Params | Mapping[str, Any] | None = None) -> Any:
+        return self._json(self.request("GET", path, params), "GET", path)
+
+    def paginate(
+        self, path: str, params: Params | None = None, *, per_page: int | None = None
+    ) -> Iterator[dict]:
+        """Yield records page by page; every page carries the same filters."""
+        size = per_page or self.settings.per_page
+        base = [(k, v) for k, v in (params or []) if k not in ("page", "per_page")]
+        page = 1
+        while True:
+            resp = self.request("GET", path, base + [("page", page), ("per_page", size)])
+            self.stats.pages += 1
+            try:
+                items = page_items(self._json(resp, "GET", path))
+            except ValueError as exc:
+                raise ProcoreError(
+                    str(exc), status=resp.status_code, method="GET", path=urlsplit(path).path
+                ) from None
+            yield from items
+            following = next_page(resp.headers, page, size, len(items))
+            if following is None:
+                return
+            page = following
+
+    def _unique(self, records: Iterable[dict]) -> Iterator[dict]:
+        """Drop repeats (a record moving between pages or matching two status calls)."""
+        seen: set[int] = set()
+        for raw in records:
+            key = to_int(raw.get("id"))
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            yield raw
+
+    def _each(
+        self, path: str, plans: Iterable[Params], per_page: int | None = None
+    ) -> Iterator[dict]:
+        for params in plans:
+            yield from self.paginate(path, params, per_page=per_page)
+
+    # ------------------------------------------------------------ reference data
+
+    def companies(self) -> list[Company]:
+        return [Company.model_validate(r) for r in self.paginate("/rest/v1.0/companies")]
+
+    def projects(self, *, by_status: str | None = None) -> Iterator[Project]:
+        """Projects the service account may see (`by_status`: All|Active|Inactive)."""
+        params: Params = [("company_id", self.settings.company_id)]
+        if by_status:
+            params.append(("filters[by_status]", by_status))
+        for raw in self._unique(self.paginate("/rest/v1.0/projects", params)):
+            yield Project.model_validate(raw)
+
+    def vendors(
+        self, ids: list[int] | None = None, updated: DateRange | None = None
+    ) -> Iterator[Vendor]:
+        plans = query_plans([("company_id", self.settings.company_id)], ids=ids, updated=updated)
+        for raw in self._unique(self._each("/rest/v1.0/vendors", plans)):
+            yield Vendor.model_validate(raw)
+
+    def cost_codes(self, project_id: int) -> Iterator[CostCode]:
+        for raw in self._unique(
+            self.paginate("/rest/v1.0/cost_codes", [("project_id", project_id)])
+        ):
+            yield CostCode.model_validate({"project_id": project_id, **raw})
+
+    def cost_types(self) -> Iterator[CostType]:
+        params: Params = [("company_id", self.settings.company_id)]
+        for raw in self._unique(self.paginate("/rest/v1.0/line_item_types", params)):
+            yield CostType.model_validate(raw)
+
+    def billing_periods(self, project_id: int) -> Iterator[BillingPeriod]:
+        path = f"/rest/v1.0/projects/{int(project_id)}/billing_periods"
+        for raw in self._unique(self.paginate(path)):
+            yield BillingPeriod.model_validate(raw)
+
+    # ------------------------------------------------------------ requisitions
+
+    def requisitions(
+        self,
+        project_id: int,
+        *,
+        status: str | list[str] | None = None,
+        ids: list[int] | None = None,
+        updated: DateRange | None = None,
+        resolve_cost_types: bool = True,
+    ) -> Iterator[Requisition]:
+        """Subcontractor invoices (v1.1 with items); each status is its own call.
+
+        A v1.0-shaped record (no `items`) gets its items from the v1.0 item endpoints
+        and its vendor from its commitment. Items carry no cost type in Procore; with
+        `resolve_cost_types` it (and a missing cost code) is taken from the commitment
+        line the item bills (`line_item_id`), one cached call per commitment.
+        """
+        base: Params = [("project_id", int(project_id)), ("view", "items")]
+        plans = query_plans(base, status=status, ids=ids, updated=updated)
+        for raw in self._unique(self._each("/rest/v1.1/requisitions", plans)):
+            record = {"project_id": int(project_id), **raw}
+            if raw.get("items") is None:
+                record["items"] = self._requisition_items_v10(project_id, to_int(raw["id"]))
+            if not _has_vendor(record) and record.get("commitment_id") is not None:
+                vendor_id, vendor_name = self._commitment_vendor(project_id, record)
+                record["vendor_id"] = vendor_id
+                record.setdefault("vendor_name", vendor_name)
+            if resolve_cost_types and record.get("commitment_id") is not None:
+                record["items"] = self._with_cost_types(project_id, record)
+            yield Requisition.model_validate(record)
+
+    def _requisition_items_v10(self, project_id: int, requisition_id: int | None) -> list[dict]:
+        """v1.0 items: contract items plus change-order items (404 = none)."""
+        items: list[dict] = []
+        params: Params = [("project_id", int(project_id))]
+        for suffix in ("contract_items", "change_order_items"):
+            path = f"/rest/v1.0/requisitions/{requisition_id}/{suffix}"
+            try:
+                items.extend(self.paginate(path, params))
+            except ProcoreError as exc:
+                if exc.status != 404 or suffix == "contract_items":
+                    raise
+        return items
+
+    def _commitment_raw(self, project_id: int, commitment_id: int, type_name: Any) -> dict:
+        key = (int(project_id), int(commitment_id))
+        if key not in self._commitment_cache:
+            kind = _COMMITMENT_TYPES.get(str(type_name))
+            kinds = [kind] if kind else ["work_order", "purchase_order"]
+            for index, one in enumerate(kinds):
+                path = f"/rest/v1.0/{one}_contracts/{int(commitment_id)}"
+                try:
+                    raw = self.get_json(path, [("project_id", int(project_id))])
+                except ProcoreError as exc:
+                    if exc.status == 404 and index + 1 < len(kinds):
+                        continue
+                    raise
+                self._commitment_cache[key] = {"kind": one, **raw}
+                break
+        return self._commitment_cache[key]
+
+    def _commitment_vendor(self, project_id: int, record: Mapping) -> tuple[Any, Any]:
+        raw = self._commitment_raw(
+            project_id, to_int(record["commitment_id"]) or 0, record.get("commitment_type")
+        )
+        model = Commitment.model_validate(raw)
+        return model.vendor_id, model.vendor_name
+
+    def _commitment_lines(
+        self, project_id: int, commitment_id: int, type_name: Any
+    ) -> dict[int, dict]:
+        key = (int(project_id), int(commitment_id))
+        if key not in self._commitment_lines_cache:
+            kind = _COMMITMENT_TYPES.get(str(type_name))
+            if kind is None:
+                kind = self._commitment_raw(project_id, commitment_id, type_name)["kind"]
+            path = f"/rest/v1.0/{kind}_contracts/{int(commitment_id)}/line_items"
+            lines = self.paginate(path, [("project_id", int(project_id))])
+            self._commitment_lines_cache[key] = {to_int(x["id"]) or 0: x for x in lines}
+        return self._commitment_lines_cache[key]
+
+    def _with_cost_types(self, project_id: int, record: Mapping) -> list[dict]:
+        items = [dict(i) for i in record.get("items") or []]
+        missing = [
+            i
+            for i in items
+            if i.get("line_item_type_id") is None
+            and not isinstance(i.get("line_item_type"), dict)
+            and i.get("line_item_id") is not None
+        ]
+        if not missing:
+            return items
+        lines = self._commitment_lines(
+            project_id, to_int(record["commitment_id"]) or 0, record.get("commitment_type")
+        )
+        for item in missing:
+            line = lines.get(to_int(item["line_item_id"]) or 0)
+            if line is None:
+                continue
+            kind = line.get("line_item_type")
+            item["line_item_type_id"] = line.get("line_item_type_id") or (
+                kind.get("id") if isinstance(kind, dict) else None
+            )
+            if item.get("cost_code_id") is None and not isinstance(item.get("cost_code"), dict):
+                code = line.get("cost_code")
+                item["cost_code_id"] = line.get("cost_code_id") or (
+                    code.get("id") if isinstance(code, dict) else None
+                )
+        return items
+
+    # ------------------------------------------------------------ direct costs
+
+    def direct_costs(
+        self,
+        project_id: int,
+        *,
+        ids: list[int] | None = None,
+        updated: DateRange | None = None,
+        with_line_items: bool = True,
+    ) -> Iterator[DirectCost]:
+        """Direct costs with their lines: one list call per page of costs plus one bulk
+        line-item call per 100 costs (never one show call per cost)."""
+        path = f"/rest/v1.1/projects/{int(project_id)}/direct_costs"
+        plans = query_plans([], ids=ids, updated=updated)
+        batch: list[dict] = []
+        for raw in self._unique(self._each(path, plans)):
+            batch.append(raw)
+            if len(batch) >= self.settings.per_page:
+                yield from self._direct_cost_batch(project_id, batch, with_line_items)
+                batch = []
+        if batch:
+            yield from self._direct_cost_batch(project_id, batch, with_line_items)
+
+    def _direct_cost_batch(
+        self, project_id: int, batch: list[dict], with_lines: bool
+    ) -> Iterator[DirectCost]:
+        lines: dict[int, list[dict]] = {}
+        if with_lines:
+            need = [to_int(r["id"]) or 0 for r in batch if r.get("line_items") is None]
+            lines = self._direct_cost_lines(project_id, need)
+        for raw in batch:
+            record = {"project_id": int(project_id), **raw}
+            if with_lines and raw.get("line_items") is None:
+                record["line_items"] = lines.get(to_int(raw["id"]) or 0, [])
+            yield DirectCost.model_validate(record)
+
+    def _direct_cost_lines(self, project_id: int, cost_ids: list[int]) -> dict[int, list[dict]]:
+        """Bulk-read lines for these costs and group them by cost.
+
+        Lines are attributed by `direct_cost_id` (or `holder`/`direct_cost` objects) and
+        filtered client-side, so a server that ignores the filter costs calls, not
+        correctness. If a line cannot be attributed, that chunk falls back to the
+        per-cost line-item endpoint.
+        """
+        grouped: dict[int, list[dict]] = {i: [] for i in cost_ids}
+        path = f"/rest/v1.0/projects/{int(project_id)}/direct_costs/line_items"
+        for chunk in chunks(cost_ids):
+            params: Params = [("filters[direct_cost_id][]", i) for i in chunk]
+            wanted = set(chunk)
+            unattributed = False
+            found: dict[int, list[dict]] = {i: [] for i in chunk}
+            for line in self._unique(self.paginate(path, params)):
+                owner = _line_owner(line)
+                if owner is None:
+                    unattributed = True
+                    break
+                if owner in wanted:
+                    found[owner].append(line)
+            if unattributed:
+                for cost_id in chunk:
+                    one = f"/rest/v1.0/projects/{int(project_id)}/direct_costs/{cost_id}/line_items"
+                    found[cost_id] = list(self.paginate(one))
+            grouped.update(found)
+        return grouped
+
+    # ------------------------------------------------------------ commitments
+
+    def commitments(
+        self,
+        project_id: int,
+        kind: CommitmentKind,
+        *,
+        status: str | list[str] | None = None,
+        ids: list[int] | None = None,
+        updated: DateRange | None = None,
+        with_line_items: bool = True,
+    ) -> Iterator[Commitment]:
+        """Work order (subcontract) or purchase order contracts; status as Procore spells
+        it (Title Case, e.g. "Approved")."""
+        if kind not in ("work_order", "purchase_order"):
+            raise ValueError("kind must be 'work_order' or 'purchase_order'")
+        path = f"/rest/v1.0/{kind}_contracts"
+        base: Params = [("project_id", int(project_id))]
+        plans = query_plans(base, status=status, ids=ids, updated=updated)
+        for raw in self._unique(self._each(path, plans)):
+            record = {"project_id": int(project_id), **raw, "kind": kind}
+            if with_line_items and raw.get("line_items") is None:
+                lines_path = f"{path}/{to_int(raw['id'])}/line_items"
+                record["line_items"] = list(self.paginate(lines_path, base))
+            yield Commitment.model_validate(record)
+
+    def change_orders(
+        self,
+        project_id: int,
+        *,
+        status: str | list[str] | None = None,
+        ids: list[int] | None = None,
+        updated: DateRange | None = None,
+        with_line_items: bool = True,
+    ) -> Iterator[ChangeOrder]:
+        """Commitment change orders (v1.0 list); lines from the v2.0 endpoint."""
+        path = f"/rest/v1.0/projects/{int(project_id)}/commitment_change_orders"
+        plans = query_plans([], status=status, ids=ids, updated=updated)
+        company = self.settings.company_id
+        for raw in self._unique(self._each(path, plans)):
+            record = {"project_id": int(project_id), **raw}
+            if with_line_items and raw.get("line_items") is None:
+                lines_path = (
+                    f"/rest/v2.0/companies/{company}/projects/{int(project_id)}"
+                    f"/commitment_change_orders/{to_int(raw['id'])}/line_items"
+                )
+                per_page = min(self.settings.per_page, V2_MAX_PER_PAGE)
+                record["line_items"] = list(self.paginate(lines_path, per_page=per_page))
+            yield ChangeOrder.model_validate(record)
+
+    # ------------------------------------------------------------ webhooks
+
+    def webhook_hooks(self, namespace: str | None = None) -> list[dict]:
+        params: Params = [("company_id", self.settings.company_id)]
+        if namespace:
+            params.append(("namespace", namespace))
+        return list(self.paginate("/rest/v1.0/webhooks/hooks", params))
+
+    def create_hook(
+        self,
+        namespace: str,
+        destination_url: str,
+        authorization: str | SecretStr,
+        api_version: str = "v2",
+    ) -> dict:
+        """Create a company-level hook; Procore sends `authorization` as the Authorization
+        header of every delivery (its only authentication)."""
+        secret = (
+            authorization.get_secret_value()
+            if isinstance(authorization, SecretStr)
+            else authorization
+        )
+        body = {
+            "company_id": self.settings.company_id,
+            "hook": {
+                "api_version": api_version,
+                "namespace": namespace,
+                "destination_url": destination_url,
+                "destination_headers": {"Authorization": secret},
+            },
+        }
+        path = "/rest/v1.0/webhooks/hooks"
+        try:
+            return self._json(self.request("POST", path, json_body=body), "POST", path)
+        except ProcoreError as exc:  # a validation error may echo the header back
+            exc.detail = redact(exc.detail, [secret])
+            raise
+
+    def create_trigger(
+        self, hook_id: int, resource_name: str, event_type: str, api_version: str = "v2"
+    ) -> dict:
+        body = {
+            "company_id": self.settings.company_id,
+            "api_version": api_version,
+            "trigger": {"resource_name": resource_name, "event_type": event_type},
+        }
+        path = f"/rest/v1.0/webhooks/hooks/{int(hook_id)}/triggers"
+        return self._json(self.request("POST", path, json_body=body), "POST", path)
+
+    def webhook_triggers(self, hook_id: int) -> list[dict]:
+        path = f"/rest/v1.0/webhooks/hooks/{int(hook_id)}/triggers"
+        return list(self.paginate(path, [("company_id", self.settings.company_id)]))
+
+    def deliveries(self, hook_id: int, status: str = "any", page_size: int = 100) -> list[dict]:
+        """Delivery history, following the `page_start` cursor (last id of the page)."""
+        path = f"/rest/v1.0/webhooks/hooks/{int(hook_id)}/deliveries"
+        out: list[dict] = []
+        cursor: Any = None
+        while True:
+            params: Params = [
+                ("company_id", self.settings.company_id),
+                ("filters[status]", status),
+                ("page_size", page_size),
+            ]
+            if cursor is not None:
+                params.append(("page_start", cursor))
+            items = page_items(self.get_json(path, params))
+            self.stats.pages += 1
+            out.extend(items)
+            if len(items) < page_size:
+                return out
+            last = items[-1]
+            following = last.get("id", last.get("event_id"))
+            if following is None or following == cursor:
+                return out
+            cursor = following
+
+
+def _line_owner(line: Mapping) -> int | None:
+    """Which direct cost a bulk-listed line belongs to."""
+    owner = to_int(line.get("direct_cost_id"))
+    if owner is not None:
+        return owner
+    for key in ("direct_cost", "holder"):
+        holder = line.get(key)
+        if isinstance(holder, dict) and holder.get("id") is not None:
+            return to_int(holder["id"])
+    return None

@@ -1,0 +1,841 @@
+"""Deterministic sandbox data: a mid-size general contractor in Procore and Deltek.
+
+One `build()` call produces both sides (Procore records in Procore's own JSON shape,
+Deltek rows in PascalCase) plus a mapping file that fits them, so the simulators,
+the demo, the tests and the benchmark all work on the same world. Everything comes
+from one `random.Random(seed)`; the same (records, seed) always gives the same data.
+
+Deliberate rough edges, so the pipeline has something to quarantine or resolve:
+- one Procore project has no Deltek project; one Deltek project is inactive;
+- vendors match Deltek firms by vendor number (origin_code), tax id, name, a mapping
+  override, or not at all (one vendor has an empty name);
+- exactly one cost code x cost type pair ("09-250" / "E") has no GL rule;
+- some invoice numbers hold quotes, ampersands, hashes, percent signs and umlauts.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import accumulate
+
+# --- sandbox credentials (shared by both simulators and the runner) -------------------
+PROCORE_CLIENT_ID = "sandbox-procore-client"
+PROCORE_CLIENT_SECRET = "sandbox-procore-secret"  # noqa: S105 - public sandbox constant
+PROCORE_COMPANY_ID = 4264800
+DELTEK_USERNAME = "apiuser"
+DELTEK_PASSWORD = "sandbox-deltek-password"  # noqa: S105 - public sandbox constant
+DELTEK_DATABASE = "C0000042000P_1_SANDBOX0000"
+DELTEK_CLIENT_ID = "sandbox+deltek/client="
+DELTEK_CLIENT_SECRET = "sandbox-deltek-client-secret"  # noqa: S105 - public sandbox constant
+DELTEK_INSTANCE = "SANDBOX"
+DELTEK_API_PATH = "/SANDBOX/api"
+DELTEK_COMPANY = "01"
+
+COMPANY_NAME = "Keystone Builders Inc."
+UNMAPPED_PAIR = ("09-250", "E")  # used by approved records, deliberately without a GL rule
+
+# --- id bases (direct costs exceed 32 bits on purpose) -------------------------------
+PROJECT_BASE = 2_780_001
+VENDOR_BASE = 5_181_401
+COST_CODE_BASE = 80_598_001
+LINE_ITEM_TYPE_BASE = 9_000_047
+BILLING_PERIOD_BASE = 117_001
+COMMITMENT_BASE = 786_001  # work order and purchase order contracts share one id space
+COMMITMENT_LINE_BASE = 5_175_001
+CHANGE_ORDER_BASE = 300_001
+CHANGE_ORDER_LINE_BASE = 700_001
+REQUISITION_BASE = 1_280_001
+REQUISITION_ITEM_BASE = 17_918_001
+DIRECT_COST_BASE = 4_300_000_001
+DIRECT_COST_LINE_BASE = 9_100_000_001
+USER_ID = 1469242
+
+PROJECTS = [  # (project_number, name, city, state, deltek match, months share, weight)
+    ("2024001.00", "Riverside Medical Office Building", "Harrisburg", "PA", True, None, 1.0),
+    ("2024002.00", "Harbor View Apartments", "Baltimore", "MD", True, None, 1.2),
+    ("2024003.00", "Lincoln Elementary School Renovation", "Lancaster", "PA", True, None, 0.9),
+    ("2025001.00", "Northgate Distribution Center", "York", "PA", True, None, 1.1),
+    ("2025002.00", "City Hall Annex Tenant Improvement", "Reading", "PA", True, None, 0.7),
+    ("2026001.00", "Westfield Parking Structure", "Allentown", "PA", False, 3, 0.15),
+]
+INACTIVE_DELTEK_PROJECT = ("2023004.00", "Maple Street Fire Station")
+PHASED_PROJECT = "2024001.00"  # Deltek SubLevel "Y": charges go to WBS2 "CONST"
+
+COST_CODES = [
+    ("01-000", "General Requirements"),
+    ("01-500", "Temporary Facilities"),
+    ("02-200", "Site Work"),
+    ("03-300", "Cast-in-Place Concrete"),
+    ("04-200", "Unit Masonry"),
+    ("05-100", "Structural Steel"),
+    ("06-100", "Rough Carpentry"),
+    ("07-200", "Insulation"),
+    ("08-100", "Doors and Frames"),
+    ("09-250", "Gypsum Board"),
+    ("09-900", "Painting"),
+    ("15-400", "Plumbing"),
+    ("15-700", "HVAC"),
+    ("16-100", "Electrical Rough-In"),
+    ("26-000", "Electrical"),
+]
+COST_TYPES = [("L", "Labor"), ("M", "Materials"), ("E", "Equipment"), ("S", "Subcontract"),
+              ("O", "Other")]
+
+# (name, city, how it matches Deltek). Matching kinds:
+#   code = Deltek Vendor number == origin_code; tax = FedID == tax_id (Deltek name differs);
+#   name = normalised names equal; override = mappings.yaml names the firm; none = no firm.
+VENDORS = [
+    ("ABC Concrete Contractors", "code"), ("Allegheny Steel Erectors", "code"),
+    ("Brightline Electric Co.", "code"), ("Capitol Drywall & Acoustics", "code"),
+    ("Delaware Valley Plumbing", "code"), ("Eastern Mechanical Services", "code"),
+    ("Franklin Masonry", "code"), ("Gateway Painting Co.", "code"),
+    ("Hanover Door & Hardware", "code"), ("Interstate Equipment Rental", "code"),
+    ("Juniata Lumber Supply", "code"), ("Keystone Insulation", "code"),
+    ("Liberty Site Contractors", "tax"), ("Mason-Dixon Ready Mix", "tax"),
+    ("Northeast Fire Protection", "tax"), ("Octoraro Glass & Glazing", "tax"),
+    ("Blue Ridge Plumbing & Heating, Inc.", "name"), ("Pioneer Roofing LLC", "name"),
+    ("Quaker City Flooring", "name"), ("Red Rose Rebar", "override"),
+    ("Susquehanna Supply House", "none"), ("Tri-County Waste Hauling", "none"),
+    ("Union Crane Service", "none"), ("Valley Survey Group", "none"),
+    ("Westmoreland Millwork", "none"), ("Yorktowne HVAC Supply", "none"),
+    ("Zeller Temporary Fence", "none"), ("Apex Scaffolding", "none"),
+    ("Bucks County Sitework", "none"), ("Chesapeake Caulking", "none"),
+    ("Dauphin Electrical Wholesale", "none"), ("Erie Architectural Metals", "none"),
+    ("Fulton Tile & Stone", "none"), ("Gettysburg Portable Toilets", "none"),
+    ("Hershey Landscape Co.", "none"), ("Indiana Testing Labs", "none"),
+    ("Johnstown Elevator", "none"), ("Kutztown Signage", "none"),
+    ("Müller Façade Systems GmbH", "none"), ("", "none"),
+]
+
+REQUISITION_STATUSES = {"approved": 60, "approved_as_noted": 15, "under_review": 8, "draft": 5,
+                        "revise_and_resubmit": 6, "pending_owner_approval": 6}
+DIRECT_COST_STATUSES = {"approved": 70, "pending": 12, "draft": 10, "revise_and_resubmit": 8}
+DIRECT_COST_TYPES = {"invoice": 70, "expense": 20, "payroll": 10}
+WORK_ORDER_STATUSES = {"Approved": 60, "Complete": 12, "Draft": 6, "Out For Bid": 4,
+                       "Out For Signature": 6, "Terminated": 4, "Void": 8}
+PURCHASE_ORDER_STATUSES = {"Approved": 50, "Received": 12, "Partially Received": 10,
+                           "Closed": 8, "Submitted": 8, "Processing": 6, "Draft": 6}
+CHANGE_ORDER_STATUSES = {"approved": 55, "pending": 8, "draft": 6, "pricing": 4,
+                         "not_pricing": 3, "revised": 3, "proceeding": 4, "not_proceeding": 3,
+                         "pending_billable": 3, "no_charge": 3, "rejected": 4, "void": 4}
+BILLABLE_COMMITMENT = {"Approved", "Complete", "Terminated", "Received", "Partially Received",
+                       "Closed"}
+ODD_INVOICE_FORMS = ('INV-{n} "A&B" #3 50% Müller', "R&D #{n} 100%", 'Rechnung {n} "Größe"',
+                     "{n}/A&B%20#x", "Façade-{n} ‘draw’")
+
+GL_ACCOUNTS = [  # (account, name, type, status)
+    ("1000", "Operating Cash", 1, "A"),
+    ("2000", "Accounts Payable", 2, "A"),
+    ("2150", "Committed Costs Offset", 2, "A"),
+    ("2160", "Retainage Payable", 2, "A"),
+    ("5100", "Subcontract Costs", 7, "A"),
+    ("5200", "Materials", 7, "A"),
+    ("5300", "Direct Labor", 7, "A"),
+    ("5310", "General Conditions Labor", 7, "A"),
+    ("5400", "Equipment", 7, "A"),
+    ("5500", "Other Direct Costs", 7, "A"),
+    ("5950", "Job Cost Suspense (retired)", 7, "I"),
+]
+
+
+@dataclass
+class SandboxData:
+    """Both sides of the sandbox world plus a mapping file that fits them."""
+
+    procore: dict[str, list[dict]]
+    deltek: dict
+    mappings_yaml: str
+    summary: dict = field(default_factory=dict)  # counts and the deliberate rough edges
+
+
+# --- small pure helpers ---------------------------------------------------------------
+
+
+def money(cents: int) -> str:
+    """Cents as Procore's decimal string with two places ("-12.50")."""
+    return f"{cents / 100:.2f}"  # exact: every cent value here is far below 2**53
+
+
+def _weighted(table: dict[str, int]) -> tuple[list[str], list[int]]:
+    return list(table), list(table.values())
+
+
+def _month_start(month: str) -> date:
+    year, mon = (int(part) for part in month.split("-"))
+    return date(year, mon, 1)
+
+
+def _add_months(day: date, count: int) -> date:
+    index = day.year * 12 + day.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+class _Calendar:
+    """Month windows and cached ISO strings, so 100k records format dates cheaply."""
+
+    def __init__(self, end_month: str, months: int) -> None:
+        end = _month_start(end_month)
+        self.months = months
+        self.starts = [_add_months(end, i - months + 1) for i in range(months + 1)]
+        self.first = [d.toordinal() for d in self.starts]
+        self.end_ordinal = self.first[-1] - 1
+        self._iso: dict[int, str] = {}
+
+    def day(self, ordinal: int) -> str:
+        text = self._iso.get(ordinal)
+        if text is None:
+            text = self._iso[ordinal] = date.fromordinal(ordinal).isoformat()
+        return text
+
+    def stamp(self, ordinal: int, seconds: int) -> str:
+        hours, rest = divmod(seconds, 3600)
+        return f"{self.day(ordinal)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+
+    def random_day(self, rng: random.Random, month: int) -> int:
+        return _rand(rng, self.first[month], self.first[month + 1])
+
+    def month_end(self, month: int) -> int:
+        return self.first[month + 1] - 1
+
+
+def _rand(rng: random.Random, low: int, high: int) -> int:
+    """Integer in [low, high); one `random()` call, several times cheaper than randrange."""
+    return low + int(rng.random() * (high - low))
+
+
+def _times(rng: random.Random, cal: _Calendar, ordinal: int) -> tuple[str, str]:
+    """created_at on `ordinal`, updated_at strictly later and never after the window."""
+    created = _rand(rng, 6 * 3600, 20 * 3600)
+    later_day = min(ordinal + rng.choice((0, 0, 1, 2, 5, 9, 14)), cal.end_ordinal)
+    updated = created + _rand(rng, 60, 3 * 3600) if later_day == ordinal else created
+    return cal.stamp(ordinal, created), cal.stamp(later_day, updated)
+
+
+class _Picker:
+    """Weighted status picker that first walks every status once, so each one occurs."""
+
+    def __init__(self, table: dict[str, int], rng: random.Random) -> None:
+        self.names, weights = _weighted(table)
+        self.cumulative = list(accumulate(weights))
+        self.rng = rng
+        self.served = 0
+
+    def __call__(self) -> str:
+        if self.served < len(self.names):
+            self.served += 1
+            return self.names[self.served - 1]
+        return self.rng.choices(self.names, cum_weights=self.cumulative)[0]
+
+
+# --- the generator --------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, records: int, seed: int, end_month: str, months: int) -> None:
+        self.rng = random.Random(seed)
+        self.cal = _Calendar(end_month, months)
+        self.records = records
+        self.invoice_seq = 0
+        self.out: dict[str, list[dict]] = {}
+
+    # reference data ------------------------------------------------------------------
+    def reference(self) -> None:
+        cal = self.cal
+        company_ref = {"id": PROCORE_COMPANY_ID, "name": COMPANY_NAME}
+        self.out["companies"] = [{"id": PROCORE_COMPANY_ID, "name": COMPANY_NAME,
+                                  "is_active": True, "logo_url": None,
+                                  "pcn_business_experience": False, "my_company": True,
+                                  "project_id": None}]
+        seed_created = cal.stamp(cal.first[0] - 30, 9 * 3600)
+        seed_updated = cal.stamp(cal.first[0] - 29, 10 * 3600)
+        self.projects: list[dict] = []
+        self.project_months: list[tuple[int, int]] = []
+        for i, (number, name, city, state, _match, share, _w) in enumerate(PROJECTS):
+            first_month = cal.months - share if share else 0
+            first_month = max(first_month, 0)
+            self.project_months.append((first_month, cal.months))
+            start = cal.day(cal.first[first_month])
+            created = cal.stamp(cal.first[first_month] - 20, 14 * 3600 + i)
+            self.projects.append({
+                "id": PROJECT_BASE + i, "name": name, "display_name": f"{number} - {name}",
+                "project_number": number, "address": f"{100 + 17 * i} Market Street",
+                "city": city, "state_code": state, "country_code": "US",
+                "zip": f"17{100 + i * 7:03d}", "stage": "Course of Construction", "active": True,
+                "time_zone": "US/Eastern", "start_date": start, "completion_date": None,
+                "origin_id": None, "origin_code": None, "company": dict(company_ref),
+                "created_at": created, "updated_at": created, "project_id": PROJECT_BASE + i,
+            })
+        self.out["projects"] = self.projects
+        self.vendors = []
+        for i, (name, kind) in enumerate(VENDORS):
+            self.vendors.append({
+                "id": VENDOR_BASE + i, "name": name, "company": name,
+                "abbreviated_name": None, "is_active": True, "origin_id": None,
+                "origin_code": _vendor_number(i) if kind == "code" else None,
+                "origin_data": None,
+                "tax_id": _tax_id(i) if kind in ("tax", "code") or i % 3 == 0 else None,
+                "address": f"{200 + i} Industrial Drive", "city": "Harrisburg",
+                "state_code": "PA", "zip": "17111", "country_code": "US",
+                "business_phone": f"717-555-{1000 + i:04d}", "email_address": None,
+                "synced_to_erp": kind == "code", "trade_name": "", "primary_contact": None,
+                "vendor_group": None, "created_at": seed_created, "updated_at": seed_updated,
+                "project_id": None,
+            })
+        self.out["vendors"] = self.vendors
+        self.types = [{"id": LINE_ITEM_TYPE_BASE + i, "name": name, "code": code,
+                       "base_type": None, "origin_data": None, "origin_id": None,
+                       "project_id": None} for i, (code, name) in enumerate(COST_TYPES)]
+        self.type_by_code = {t["code"]: t for t in self.types}
+        self.out["line_item_types"] = self.types
+        self.codes_by_project: dict[int, list[dict]] = {}
+        codes = []
+        for p, project in enumerate(self.projects):
+            mine = []
+            for c, (full, name) in enumerate(COST_CODES):
+                mine.append({
+                    "id": COST_CODE_BASE + p * 100 + c, "name": name, "full_code": full,
+                    "code": full.split("-")[1], "origin_id": None, "origin_data": None,
+                    "standard_cost_code_id": 371 + c, "biller": project["name"],
+                    "biller_id": project["id"], "biller_type": "Project", "budgeted": True,
+                    "parent": None, "sortable_code": full, "position": c + 1,
+                    "created_at": project["created_at"], "updated_at": project["created_at"],
+                    "deleted_at": None,
+                    "line_item_types": [_type_ref(t) for t in self.types],
+                    "project_id": project["id"],
+                })
+            self.codes_by_project[project["id"]] = mine
+            codes.extend(mine)
+        self.out["cost_codes"] = codes
+        periods = []
+        self.periods: dict[tuple[int, int], dict] = {}
+        for p, project in enumerate(self.projects):
+            first_month, last_month = self.project_months[p]
+            for m in range(first_month, last_month):
+                record = {
+                    "id": BILLING_PERIOD_BASE + p * 1000 + m, "start_date": cal.day(cal.first[m]),
+                    "end_date": cal.day(cal.month_end(m)),
+                    "due_date": cal.day(cal.month_end(m) - 5), "position": m - first_month + 1,
+                    "status": "open" if m >= last_month - 1 else "closed",
+                    "project_id": project["id"],
+                }
+                periods.append(record)
+                self.periods[(project["id"], m)] = record
+        self.out["billing_periods"] = periods
+
+    # helpers -------------------------------------------------------------------------
+    def pick_project(self) -> int:
+        return self.rng.choices(self.project_indexes, cum_weights=self.project_weights)[0]
+
+    def pick_vendor(self) -> dict:
+        return self.rng.choices(self.vendors, cum_weights=self.vendor_weights)[0]
+
+    def invoice_number(self) -> str:
+        """Unique across the data set, so vendor + invoice number identifies one record."""
+        self.invoice_seq += 1
+        n = self.invoice_seq
+        if n % 37 == 7:
+            return ODD_INVOICE_FORMS[(n // 37) % len(ODD_INVOICE_FORMS)].format(n=n)
+        return f"INV-{n:06d}"
+
+    def line_ref(self, cost_code: dict, cost_type: dict) -> dict:
+        return {
+            "cost_code": {"id": cost_code["id"], "name": cost_code["name"],
+                          "full_code": cost_code["full_code"], "origin_id": None},
+            "line_item_type": _type_ref(cost_type),
+            "wbs_code": {"id": cost_code["id"] * 10 + cost_type["id"] % 10,
+                         "flat_code": f"{cost_code['full_code']}.{cost_type['code']}",
+                         "description": f"{cost_code['name']}.{cost_type['name']}"},
+        }
+
+    # commitments ---------------------------------------------------------------------
+    def commitments(self, count: int) -> None:
+        rng, cal = self.rng, self.cal
+        pick_woc = _Picker(WORK_ORDER_STATUSES, rng)
+        pick_po = _Picker(PURCHASE_ORDER_STATUSES, rng)
+        wocs: list[dict] = []
+        pos: list[dict] = []
+        numbers: dict[tuple[int, str], int] = {}
+        line_id = COMMITMENT_LINE_BASE
+        for i in range(count):
+            p = self.pick_project()
+            project = self.projects[p]
+            first_month, last_month = self.project_months[p]
+            is_woc = i % 10 < 7
+            prefix = "SC" if is_woc else "PO"
+            numbers[(p, prefix)] = numbers.get((p, prefix), 0) + 1
+            status = pick_woc() if is_woc else pick_po()
+            month = _rand(rng, first_month, max(first_month + 1, last_month - 2))
+            day = cal.random_day(rng, month)
+            created, updated = _times(rng, cal, day)
+            vendor = self.pick_vendor()
+            codes = rng.sample(self.codes_by_project[project["id"]], _rand(rng, 1, 5))
+            lines = []
+            total = 0
+            for pos_n, code in enumerate(codes, 1):
+                type_code = rng.choice("SSSSLEM") if is_woc else rng.choice("MMMEEO")
+                ctype = self.type_by_code[type_code]
+                cents = _rand(rng, 5_000, 400_000) * 100 + rng.choice((0, 0, 50, 25))
+                total += cents
+                qty = _rand(rng, 1, 401)
+                line = {
+                    "id": line_id, "amount": money(cents), "total_amount": money(cents),
+                    "extended_amount": money(cents), "quantity": f"{qty}.0",
+                    "unit_cost": money(cents // qty), "uom": "ls" if is_woc else "ea",
+                    "description": f"{code['name']} - {ctype['name']}",
+                    "extended_type": "manual", "position": pos_n, "tax_code_id": None,
+                    "cost_code_id": code["id"], "line_item_type_id": ctype["id"],
+                    **self.line_ref(code, ctype),
+                    "holder": {"id": COMMITMENT_BASE + i,
+                               "holder_type": "WorkOrderContract" if is_woc
+                               else "PurchaseOrderContract"},
+                    "origin_id": None, "created_at": created, "updated_at": updated,
+                    "project_id": project["id"],
+                }
+                line_id += 1
+                lines.append(line)
+            record = {
+                "id": COMMITMENT_BASE + i, "number": f"{prefix}-{numbers[(p, prefix)]:03d}",
+                "title": f"{vendor['name'] or 'Unnamed vendor'} - {codes[0]['name']}",
+                "status": status, "executed": status in BILLABLE_COMMITMENT,
+                "private": False, "accounting_method": "amount",
+                "grand_total": money(total), "revised_contract": money(total),
+                "approved_change_orders": "0.00", "pending_change_orders": "0.00",
+                "total_payments": "0.00", "total_requisitions_amount": "0.00",
+                "remaining_balance_outstanding": money(total),
+                "retainage_percent": "10.0" if is_woc else None,
+                "contract_date": cal.day(day), "origin_id": None, "origin_code": None,
+                "project": {"id": project["id"], "name": project["name"]},
+                "vendor": {"id": vendor["id"], "company": vendor["name"], "origin_id": None,
+                           "origin_data": None},
+                "created_at": created, "updated_at": updated, "deleted_at": None,
+                "line_items": lines, "project_id": project["id"],
+                "_month": month,
+            }
+            (wocs if is_woc else pos).append(record)
+        self.out["work_order_contracts"] = wocs
+        self.out["purchase_order_contracts"] = pos
+
+    # change orders -------------------------------------------------------------------
+    def change_orders(self, count: int) -> None:
+        rng, cal = self.rng, self.cal
+        pick = _Picker(CHANGE_ORDER_STATUSES, rng)
+        contracts = self.out["work_order_contracts"] + self.out["purchase_order_contracts"]
+        contracts.sort(key=lambda c: c["id"])
+        per_contract: dict[int, int] = {}
+        orders = []
+        line_id = CHANGE_ORDER_LINE_BASE
+        for i in range(count):
+            contract = rng.choice(contracts)
+            per_contract[contract["id"]] = per_contract.get(contract["id"], 0) + 1
+            status = pick()
+            p_last = self.project_months[self._project_index(contract["project_id"])][1]
+            month = _rand(rng, contract["_month"], p_last)
+            day = cal.random_day(rng, month)
+            created, updated = _times(rng, cal, day)
+            sign = -1 if rng.random() < 0.12 else 1
+            lines = []
+            total = 0
+            for line in rng.sample(contract["line_items"],
+                                   min(len(contract["line_items"]), _rand(rng, 1, 3))):
+                cents = sign * (_rand(rng, 500, 40_000) * 100 + rng.choice((0, 75)))
+                total += cents
+                lines.append({
+                    "id": line_id, "description": f"Change to {line['description']}",
+                    "amount": money(cents), "quantity": "1.0", "unit_cost": money(cents),
+                    "uom": "ls", "cost_code_id": line["cost_code_id"],
+                    "line_item_type_id": line["line_item_type_id"],
+                    "cost_code": dict(line["cost_code"]),
+                    "line_item_type": dict(line["line_item_type"]),
+                    "contract_line_item_id": line["id"], "created_at": created,
+                    "updated_at": updated, "project_id": contract["project_id"],
+                })
+                line_id += 1
+            reviewed = status in ("approved", "rejected", "void", "no_charge")
+            orders.append({
+                "id": CHANGE_ORDER_BASE + i, "type": "CommitmentChangeOrder",
+                "contract_id": contract["id"], "batch_id": None,
+                "number": f"{per_contract[contract['id']]:03d}",
+                "title": f"CO {per_contract[contract['id']]:03d} on {contract['number']}",
+                "description": "Owner-directed change" if sign > 0 else "Scope reduction",
+                "status": status, "executed": status == "approved", "paid": False,
+                "grand_total": money(total), "revision": 0,
+                "due_date": cal.day(min(day + 14, cal.end_ordinal)), "invoiced_date": None,
+                "reviewed_at": cal.stamp(day, 16 * 3600 + i % 3600) if reviewed else None,
+                "created_at": created, "updated_at": updated,
+                "created_by": {"id": USER_ID, "name": "Pat Project-Manager"},
+                "reviewed_by": {"id": USER_ID, "name": "Pat Project-Manager"}
+                if reviewed else None,
+                "change_order_change_reason": {"id": 1, "change_reason": "Owner Request"},
+                "line_items": lines, "project_id": contract["project_id"],
+            })
+        self.out["commitment_change_orders"] = orders
+
+    def _project_index(self, project_id: int) -> int:
+        return project_id - PROJECT_BASE
+
+    # requisitions --------------------------------------------------------------------
+    def requisitions(self, count: int) -> None:
+        rng, cal = self.rng, self.cal
+        pick = _Picker(REQUISITION_STATUSES, rng)
+        contracts = [c for c in self.out["work_order_contracts"]
+                     + self.out["purchase_order_contracts"]
+                     if c["status"] in BILLABLE_COMMITMENT]
+        contracts.sort(key=lambda c: c["id"])
+        shares: dict[int, int] = {}
+        for _ in range(count):
+            chosen = rng.choice(contracts)["id"]
+            shares[chosen] = shares.get(chosen, 0) + 1
+        requisitions = []
+        rid, item_id = REQUISITION_BASE, REQUISITION_ITEM_BASE
+        for contract in contracts:
+            n = shares.get(contract["id"], 0)
+            if not n:
+                continue
+            project_id = contract["project_id"]
+            last_month = self.project_months[self._project_index(project_id)][1]
+            span = list(range(min(contract["_month"] + 1, last_month - 1), last_month))
+            months = sorted(rng.sample(span, n) if n <= len(span)
+                            else rng.choices(span, k=n))
+            done = {line["id"]: 0 for line in contract["line_items"]}
+            retained_total = 0
+            previous_id = None
+            is_woc = contract["number"].startswith("SC")
+            vendor = self.vendors[contract["vendor"]["id"] - VENDOR_BASE]
+            for number, month in enumerate(months, 1):
+                items, period_total, period_retained = [], 0, 0
+                for position, line in enumerate(contract["line_items"], 1):
+                    scheduled = _cents(line["amount"])
+                    left = scheduled - done[line["id"]]
+                    work = min(left, scheduled * _rand(rng, 4, 23) // 100)
+                    stored = 0
+                    if rng.random() < 0.2:
+                        stored = min(left - work, scheduled * _rand(rng, 1, 6) // 100)
+                    work_ret, stored_ret = work // 10, stored // 10
+                    previous = done[line["id"]]
+                    done[line["id"]] += work + stored
+                    period_total += work + stored
+                    period_retained += work_ret + stored_ret
+                    items.append({
+                        "id": item_id, "item_type": "contract_item",
+                        "accounting_method": "amount", "cost_code_id": line["cost_code_id"],
+                        "line_item_id": line["id"],
+                        "description_of_work": line["description"],
+                        "scheduled_value": line["amount"],
+                        "work_completed_from_previous_application": money(previous),
+                        "work_completed_this_period": money(work),
+                        "materials_presently_stored": money(stored),
+                        "work_completed_retainage_retained_this_period": money(work_ret),
+                        "materials_stored_retainage_retained_this_period": money(stored_ret),
+                        "total_completed_and_stored_to_date": money(done[line["id"]]),
+                        "net_amount": money(work + stored - work_ret - stored_ret),
+                        "position": position,
+                    })
+                    item_id += 1
+                retained_total += period_retained
+                status = pick()
+                period = self.periods[(project_id, month)]
+                billing_day = cal.random_day(rng, month)
+                created, updated = _times(rng, cal, billing_day)
+                contract_total = _cents(contract["grand_total"])
+                completed = sum(done.values())
+                requisitions.append({
+                    "id": rid, "project_id": project_id, "commitment_id": contract["id"],
+                    "commitment_type": "WorkOrderContract" if is_woc
+                    else "PurchaseOrderContract",
+                    "contract_name": contract["title"], "vendor_id": vendor["id"],
+                    "vendor_name": vendor["name"],
+                    "invoice_number": None if status == "draft" and number % 2
+                    else self.invoice_number(),
+                    "number": number, "period_id": period["id"],
+                    "billing_date": cal.day(billing_day),
+                    "requisition_start": period["start_date"],
+                    "requisition_end": period["end_date"], "status": status,
+                    "erp_status": None, "submitted_at": cal.day(billing_day),
+                    "payment_date": None, "final": False,
+                    "percent_complete": f"{completed * 100 / max(contract_total, 1):.2f}%",
+                    "total_claimed_amount": money(period_total), "origin_id": None,
+                    "origin_data": None, "comment": None,
+                    "created_at": created, "updated_at": updated,
+                    "previous_requisition_id": previous_id,
+                    "created_by": {"id": USER_ID + 1 + vendor["id"] % 50,
+                                   "name": "Vendor billing contact",
+                                   "login": f"billing{vendor['id']}@vendor.example",
+                                   "company_name": vendor["name"]},
+                    "currency_configuration": {"currency_iso_code": "USD"},
+                    "summary": {
+                        "original_contract_sum": contract["grand_total"],
+                        "net_change_by_change_orders": "0.00",
+                        "contract_sum_to_date": contract["grand_total"],
+                        "total_completed_and_stored_to_date": money(completed),
+                        "total_retainage": money(retained_total),
+                        "total_earned_less_retainage": money(completed - retained_total),
+                        "less_previous_certificates_for_payment":
+                            money(completed - period_total - (retained_total - period_retained)),
+                        "current_payment_due": money(period_total - period_retained),
+                        "balance_to_finish_including_retainage":
+                            money(contract_total - completed + retained_total),
+                    },
+                    "items": items, "item_packages": [],
+                })
+                previous_id = rid
+                rid += 1
+        requisitions.sort(key=lambda r: r["id"])
+        self.out["requisitions"] = requisitions
+
+    # direct costs --------------------------------------------------------------------
+    def direct_costs(self, count: int) -> None:
+        rng, cal = self.rng, self.cal
+        pick_status = _Picker(DIRECT_COST_STATUSES, rng)
+        pick_type = _Picker(DIRECT_COST_TYPES, rng)
+        costs = []
+        line_id = DIRECT_COST_LINE_BASE
+        for i in range(count):
+            p = self.pick_project()
+            project = self.projects[p]
+            first_month, last_month = self.project_months[p]
+            kind, status = pick_type(), pick_status()
+            month = _rand(rng, first_month, last_month)
+            day = cal.random_day(rng, month)
+            created, updated = _times(rng, cal, day)
+            vendor = None if kind == "payroll" else self.pick_vendor()
+            lines, total = [], 0
+            type_codes = {"invoice": "MMEOS", "expense": "OOM", "payroll": "L"}[kind]
+            for _ in range(_rand(rng, 1, 4)):
+                code = rng.choice(self.codes_by_project[project["id"]])
+                ctype = self.type_by_code[rng.choice(type_codes)]
+                cents = _rand(rng, 2_000, 2_500_000)
+                total += cents
+                qty = _rand(rng, 1, 121)
+                lines.append({
+                    "id": line_id, "description": f"{code['name']} {ctype['name'].lower()}",
+                    "amount": money(cents), "total_amount": money(cents),
+                    "quantity": f"{qty}.0", "unit_cost": money(cents // qty),
+                    "uom": "ea", "extended_type": "manual",
+                    "cost_code_id": code["id"], "line_item_type_id": ctype["id"],
+                    **self.line_ref(code, ctype),
+                    "created_at": created, "updated_at": updated,
+                })
+                line_id += 1
+            received = min(day + _rand(rng, 0, 13), cal.end_ordinal)
+            costs.append({
+                "id": DIRECT_COST_BASE + i, "direct_cost_type": kind, "status": status,
+                "invoice_number": self.invoice_number() if kind != "payroll"
+                else f"PR-{cal.day(day)}-{i}",
+                "description": {"invoice": "Supplier invoice", "expense": "Field expense",
+                                "payroll": "Weekly payroll"}[kind] + f" {cal.day(day)[:7]}",
+                "direct_cost_date": cal.day(day), "received_date": cal.day(received),
+                "payment_date": None, "terms": "Net 30", "grand_total": money(total),
+                "vendor": {"id": vendor["id"], "name": vendor["name"]} if vendor else None,
+                "vendor_id": vendor["id"] if vendor else None,
+                "vendor_name": vendor["name"] if vendor else None,
+                "employee": {"id": USER_ID + 7, "name": "Field Crew"}
+                if kind == "payroll" else None,
+                "origin_id": None, "created_at": created, "updated_at": updated,
+                "line_items": lines, "project_id": project["id"],
+            })
+        self.out["direct_costs"] = costs
+
+    def ensure_unmapped_pair(self) -> None:
+        """Guarantee one approved invoice uses the pair the mapping leaves out."""
+        code_name, type_code = UNMAPPED_PAIR
+        for cost in self.out["direct_costs"]:
+            if cost["status"] == "approved" and any(
+                    line["cost_code"]["full_code"] == code_name
+                    and line["line_item_type"]["code"] == type_code
+                    for line in cost["line_items"]):
+                return
+        for cost in self.out["direct_costs"]:
+            if cost["status"] == "approved" and cost["direct_cost_type"] == "invoice":
+                line = cost["line_items"][0]
+                code = next(c for c in self.codes_by_project[cost["project_id"]]
+                            if c["full_code"] == code_name)
+                ctype = self.type_by_code[type_code]
+                line.update(cost_code_id=code["id"], line_item_type_id=ctype["id"],
+                            description=f"{code['name']} equipment", **self.line_ref(code, ctype))
+                return
+
+    def build(self) -> dict[str, list[dict]]:
+        self.reference()
+        self.vendor_weights = list(accumulate(0.2 if not v["name"] else 1.0
+                                              for v in self.vendors))
+        self.project_indexes = list(range(len(self.projects)))
+        self.project_weights = list(accumulate(row[6] for row in PROJECTS))
+        n_commit = max(14, self.records // 10)
+        n_change = max(12, self.records // 10)
+        n_req = max(6, self.records * 4 // 10)
+        n_direct = max(12, self.records - n_commit - n_change - n_req)
+        self.commitments(n_commit)
+        self.change_orders(n_change)
+        self.requisitions(n_req)
+        self.direct_costs(n_direct)
+        self.ensure_unmapped_pair()
+        for contract in self.out["work_order_contracts"] + self.out["purchase_order_contracts"]:
+            del contract["_month"]
+        return self.out
+
+
+def _cents(text: str) -> int:
+    whole, _, frac = text.lstrip("-").partition(".")
+    value = int(whole) * 100 + int((frac + "00")[:2])
+    return -value if text.startswith("-") else value
+
+
+def _type_ref(ctype: dict) -> dict:
+    return {"id": ctype["id"], "name": ctype["name"], "code": ctype["code"], "base_type": None}
+
+
+def _vendor_number(index: int) -> str:
+    return f"{31200 + index:010d}"
+
+
+def _tax_id(index: int) -> str:
+    return f"{23 + index % 60:02d}-{(1_000_003 * (index + 7)) % 9_000_000 + 1_000_000:07d}"
+
+
+def _client_id(rng: random.Random) -> str:
+    return f"{rng.getrandbits(128):032x}"
+
+
+# --- Deltek side and mapping file ------------------------------------------------------
+
+
+def _deltek_name(name: str, kind: str) -> str:
+    """How the firm is spelled in Deltek: same (code), different (tax), or re-punctuated."""
+    if kind == "tax":
+        return f"{name} Corp."
+    if kind == "name":
+        return name.replace(",", "").replace(".", "").upper()
+    if kind == "override":
+        return "RRR Steel Holdings"
+    return name
+
+
+def _deltek(rng: random.Random, cal: _Calendar, procore: dict[str, list[dict]]) -> dict:
+    def dt(ordinal: int) -> str:
+        return f"{cal.day(ordinal)}T00:00:00.000"
+
+    created = dt(cal.first[0] - 400)
+    firms = []
+    for i, (name, kind) in enumerate(VENDORS):
+        if kind == "none":
+            continue
+        number = _vendor_number(i) if kind != "override" else "RRR-STEEL"
+        firms.append({
+            "ClientID": _client_id(rng), "Client": number, "Name": _deltek_name(name, kind),
+            "Status": "A", "ClientInd": "N", "VendorInd": "Y", "Vendor": number, "Type": "",
+            "FedID": _tax_id(i) if kind in ("code", "tax") else "",
+            "PrimaryCity": "Harrisburg", "CreateDate": created, "ModDate": created,
+        })
+    owners = ["Riverside Health System", "Harbor View Partners LP", "Lancaster School District",
+              "Northgate Logistics LLC", "City of Reading"]
+    owner_ids = []
+    for i, name in enumerate(owners):
+        owner_ids.append(_client_id(rng))
+        firms.append({"ClientID": owner_ids[-1], "Client": f"C{1001 + i}", "Name": name,
+                      "Status": "A", "ClientInd": "Y", "VendorInd": "N", "Vendor": "",
+                      "Type": "", "FedID": "", "PrimaryCity": "Harrisburg",
+                      "CreateDate": created, "ModDate": created})
+    firms.append({"ClientID": _client_id(rng), "Client": "0000030999", "Name": "Old Town Hauling",
+                  "Status": "I", "ClientInd": "N", "VendorInd": "Y", "Vendor": "0000030999",
+                  "Type": "", "FedID": "", "PrimaryCity": "York", "CreateDate": created,
+                  "ModDate": created})
+    projects = []
+    for i, (number, name, *_rest) in enumerate(PROJECTS):
+        if not PROJECTS[i][4]:
+            continue
+        base = {"WBS1": number, "WBS2": "", "WBS3": "", "Name": name[:40], "LongName": name,
+                "ChargeType": "R", "SubLevel": "Y" if number == PHASED_PROJECT else "N",
+                "Status": "A", "Org": "01:PM", "ClientID": owner_ids[i % len(owner_ids)],
+                "StartDate": procore["projects"][i]["start_date"] + "T00:00:00.000",
+                "EndDate": "", "ProjectCurrencyCode": "USD", "ModDate": created}
+        projects.append(base)
+        if number == PHASED_PROJECT:
+            for wbs2, phase in (("PRECON", "Preconstruction"), ("CONST", "Construction")):
+                projects.append({**base, "WBS2": wbs2, "Name": phase, "LongName": phase,
+                                 "SubLevel": "N"})
+    number, name = INACTIVE_DELTEK_PROJECT
+    projects.append({"WBS1": number, "WBS2": "", "WBS3": "", "Name": name, "LongName": name,
+                     "ChargeType": "R", "SubLevel": "N", "Status": "I", "Org": "01:PM",
+                     "ClientID": owner_ids[-1], "StartDate": dt(cal.first[0] - 700),
+                     "EndDate": dt(cal.first[0] - 60), "ProjectCurrencyCode": "USD",
+                     "ModDate": created})
+    accounts = [{"Account": acct, "Name": name, "Type": kind, "Status": status,
+                 "GlobalAccount": "N", "AccountCurrencyCode": "USD"}
+                for acct, name, kind, status in GL_ACCOUNTS]
+    end = cal.starts[-1]
+    return {"firms": firms, "projects": projects, "accounts": accounts,
+            "active_period": end.year * 100 + end.month, "company": DELTEK_COMPANY}
+
+
+def _mappings_yaml(procore: dict[str, list[dict]]) -> str:
+    """GL rules cover every used pair except UNMAPPED_PAIR; no catch-all."""
+    phased = next(p for p in procore["projects"] if p["project_number"] == PHASED_PROJECT)
+    override = next(v for v in procore["vendors"] if VENDORS[v["id"] - VENDOR_BASE][1]
+                    == "override")
+    lines = [
+        "# Generated by deltek_procore.sandbox.seed for the sandbox data set.",
+        "defaults:",
+        "  liability_code: AP",
+        "  bank_code: OPER",
+        '  commitment_offset_account: "2150"',
+        '  retainage_account: "2160"',
+        "projects:",
+        f"  - procore_project_id: {phased['id']}",
+        f'    wbs1: "{PHASED_PROJECT}"',
+        '    wbs2: "CONST"',
+        "vendors:",
+        f"  - procore_vendor_id: {override['id']}",
+        '    deltek_vendor: "RRR-STEEL"',
+        "gl_accounts:",
+    ]
+
+    def rule(code: str, ctype: str, account: str) -> None:
+        lines.extend([f'  - cost_code: "{code}"', f"    cost_type: {ctype}",
+                      f'    account: "{account}"'])
+
+    rule("01-*", "L", "5310")
+    rule("*", "L", "5300")
+    rule("*", "S", "5100")
+    rule("*", "M", "5200")
+    rule("*", "O", "5500")
+    skip_code, _ = UNMAPPED_PAIR
+    for full, _name in COST_CODES:
+        if full != skip_code:
+            rule(full, "E", "5400")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(procore: dict[str, list[dict]]) -> dict:
+    counts = {key: len(rows) for key, rows in procore.items()}
+    matches = {kind: [name for name, k in VENDORS if k == kind]
+               for kind in ("code", "tax", "name", "override", "none")}
+    return {
+        "counts": counts,
+        "records": counts["requisitions"] + counts["direct_costs"]
+        + counts["work_order_contracts"] + counts["purchase_order_contracts"]
+        + counts["commitment_change_orders"],
+        "unmapped_pair": list(UNMAPPED_PAIR),
+        "unmatched_project": next(p[0] for p in PROJECTS if not p[4]),
+        "inactive_deltek_project": INACTIVE_DELTEK_PROJECT[0],
+        "phased_project": PHASED_PROJECT,
+        "vendor_matches": matches,
+    }
+
+
+def build(records: int = 2000, seed: int = 42, end_month: str = "2026-10",
+          months: int = 24) -> SandboxData:
+    """Generate the sandbox world; `records` ~= invoices + direct costs + commitments + COs."""
+    builder = _Builder(records, seed, end_month, months)
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small dicts: the cyclic GC would triple the time
+    try:
+        procore = builder.build()
+    finally:
+        if collecting:
+            gc.enable()
+    deltek = _deltek(builder.rng, builder.cal, procore)
+    return SandboxData(procore=procore, deltek=deltek, mappings_yaml=_mappings_yaml(procore),
+                       summary=_summary(procore))
