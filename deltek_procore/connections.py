@@ -52,7 +52,9 @@ def _require(values: Mapping[str, str], names: tuple[str, ...], system: str) -> 
 
 def procore_settings(env: Mapping[str, str] | None = None) -> ProcoreSettings:
     values = {**PROCORE_DEFAULTS, **resolved("procore", env)}
-    _require(values, ("PROCORE_CLIENT_ID", "PROCORE_CLIENT_SECRET", "PROCORE_COMPANY_ID"), "procore")
+    _require(
+        values, ("PROCORE_CLIENT_ID", "PROCORE_CLIENT_SECRET", "PROCORE_COMPANY_ID"), "procore"
+    )
     try:
         company = int(values["PROCORE_COMPANY_ID"])
     except ValueError:

@@ -206,7 +206,7 @@ def vendor_firm_map(
     store = state.store()
     with store.lease(f"deltek:{deltek.tenant()}"):
         result = reference.build_vendor_map(
-            store, mapping.load(), deltek.client(), run_id=context.run_id
+            store, mapping.load(), deltek.client(), run_id=context.run.run_id
         )
     if result.created:
         context.log.info(f"created {len(result.created)} vendor firm(s) in Deltek")
@@ -324,6 +324,12 @@ def posting_result(report: PostingReport, asset_key: str) -> dg.MaterializeResul
     return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
+def _results(report: PostingReport) -> list[dict[str, Any]]:
+    if report.outcome is not None:
+        return report.outcome.results
+    return [r.table_row() for r in report.plan]
+
+
 def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], description: str):
     @dg.asset(
         name=name,
@@ -351,7 +357,7 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
             kinds=kinds,
             periods=periods,
             tenant=deltek.tenant(),
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             apply=not config.plan_only,
             ids=config.ids or None,
             progress=context.log.info,
@@ -359,6 +365,11 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
         if config.plan_only:
             # Checks only make sense after apply; report them skipped-as-passed with a note.
             report.checks = {c: (True, "plan only: nothing applied") for c in CHECKS}
+        # The CLI prints this after an in-process run; the UI shows the metadata below.
+        state.store().put_reference(
+            f"report:{name}",
+            {"run_id": context.run.run_id, **report.summary(), "results": _results(report)},
+        )
         context.log.info(f"{name} {periods[0]}..{periods[-1]}: {report.counts}")
         return posting_result(report, name)
 

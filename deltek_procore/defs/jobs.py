@@ -6,8 +6,6 @@ import os
 
 import dagster as dg
 
-from deltek_procore.defs.partitions import accounting_months
-
 TENANT_TAG = "deltek-procore/tenant"
 
 
@@ -20,7 +18,6 @@ def tenant_tag() -> str:
 sync_job = dg.define_asset_job(
     "sync",
     selection=dg.AssetSelection.all(),
-    partitions_def=accounting_months,
     tags={TENANT_TAG: tenant_tag()},
     description="Read Procore, refresh the maps, post the month's approved spend to Deltek.",
 )

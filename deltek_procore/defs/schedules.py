@@ -1,46 +1,52 @@
-"""nightly_reconciliation: webhooks are not guaranteed, so every night re-read and post."""
+"""nightly_reconciliation: webhooks are not guaranteed, so every night re-read and post.
 
+Two runs at most, both idempotent (the write protocol skips what the ledger already
+holds): the previous and current month re-read by `updated_at` window and posted in
+one run, and a catch-up run for approved records of older months that a sync staged
+but never decided about (`completeness.missing_from_ledger`).
+"""
+
+# No `from __future__ import annotations`: Dagster reads resource annotations at runtime.
 import os
 
 import dagster as dg
 
 from deltek_procore.defs.jobs import sync_job
+from deltek_procore.defs.partitions import accounting_months
+from deltek_procore.defs.resources import MappingResource, StateStoreResource
+from deltek_procore.defs.sensors import run_request
+from deltek_procore.pipeline.completeness import gaps_by_kind, missing_from_ledger
+from deltek_procore.pipeline.triggers import reconciliation_plans
 
-INGEST_ASSETS = (
-    "procore_subcontractor_invoices",
-    "procore_direct_costs",
-    "procore_commitments",
-    "procore_change_orders",
-)
-
-
-def previous_month(key: str) -> str:
-    year, month = (int(p) for p in key.split("-"))
-    return f"{year - 1}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+NIGHTLY_CRON_ENV = "DELTEK_PROCORE_NIGHTLY_CRON"
+TIMEZONE_ENV = "DELTEK_PROCORE_TIMEZONE"
 
 
-def reconciliation_requests(scheduled: str) -> list[dg.RunRequest]:
-    """Two runs: the previous and the current month, each re-reading recent updates."""
-    current = scheduled[:7]
-    out = []
-    for partition in (previous_month(current), current):
-        out.append(
-            dg.RunRequest(
-                run_key=f"nightly-{scheduled[:10]}-{partition}",
-                partition_key=partition,
-                run_config={"ops": {a: {"config": {"reconcile": True}} for a in INGEST_ASSETS}},
-                tags={"deltek-procore/trigger": "nightly"},
-            )
-        )
-    return out
+def reconciliation_requests(
+    day: str, gaps: dict[str, dict[int, str]] | None = None, months: list[str] | None = None
+) -> list[dg.RunRequest]:
+    """The night's run requests for `day` (YYYY-MM-DD); same day, same run keys."""
+    return [run_request(plan) for plan in reconciliation_plans(day, gaps, months=months)]
 
 
 @dg.schedule(
     job=sync_job,
-    cron_schedule=os.environ.get("DELTEK_PROCORE_NIGHTLY_CRON", "0 2 * * *"),
-    execution_timezone=os.environ.get("DELTEK_PROCORE_TIMEZONE", "UTC"),
+    cron_schedule=os.environ.get(NIGHTLY_CRON_ENV, "0 2 * * *"),
+    execution_timezone=os.environ.get(TIMEZONE_ENV, "UTC"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Re-reads the current and previous period and posts what a webhook missed.",
 )
-def nightly_reconciliation(context: dg.ScheduleEvaluationContext):
-    return reconciliation_requests(context.scheduled_execution_time.strftime("%Y-%m-%d"))
+def nightly_reconciliation(
+    context: dg.ScheduleEvaluationContext, state: StateStoreResource, mapping: MappingResource
+) -> list[dg.RunRequest]:
+    when = context.scheduled_execution_time
+    months = accounting_months.get_partition_keys(current_time=when)
+    try:
+        types = mapping.load().defaults.direct_cost_types
+        gaps = gaps_by_kind(
+            missing_from_ledger(state.store(), direct_cost_types=types, changed=True)
+        )
+    except Exception as exc:  # noqa: BLE001 - the window run must still happen
+        context.log.warning(f"could not read ledger gaps ({exc}); window run only")
+        gaps = {}
+    return reconciliation_requests(when.strftime("%Y-%m-%d"), gaps, months)

@@ -131,6 +131,10 @@ def run_postings(
     return report
 
 
+def _span(periods: Sequence[str]) -> str:
+    return periods[0] if len(periods) == 1 else f"{periods[0]}..{periods[-1]} ({len(periods)} months)"
+
+
 def procore_amount(kind: str, record: Any) -> Decimal:
     """What Procore says is owed or committed, computed independently of translation."""
     if kind == "requisition":
@@ -180,7 +184,7 @@ def evaluate_checks(
         f"{len(missing)} approved record(s) have no ledger row: "
         + ", ".join(f"{c.kind} {c.record.id}" for c in missing[:10])
         if missing
-        else f"all {len(eligible)} approved records of {', '.join(periods)} are in the ledger",
+        else f"all {len(eligible)} approved records of {_span(periods)} are in the ledger",
     )
     docs: dict[tuple[str, str], list[str]] = {}
     for row in store.ledger_rows(

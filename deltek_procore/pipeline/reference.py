@@ -159,8 +159,17 @@ def build_vendor_map(
     return result
 
 
-def used_pairs(store: StateStore) -> dict[tuple[str, str], int]:
-    """(cost code, cost type) pairs the staged spend uses, with how many lines use each."""
+def used_pairs(
+    store: StateStore, statuses: dict[str, set[str]] | None = None
+) -> dict[tuple[str, str], int]:
+    """(cost code, cost type) pairs the staged spend uses, with how many lines use each.
+
+    With `statuses` ({kind: statuses}), only records in those statuses count.
+    """
+
+    def relevant(rec: Any) -> bool:
+        return statuses is None or rec.status in statuses.get(rec.kind, set())
+
     codes = {r.record_id: r.payload.get("full_code") for r in store.staged("cost_code")}
     types = {r.record_id: r.payload.get("code") for r in store.staged("cost_type")}
     line_type: dict[int, int | None] = {}
@@ -176,11 +185,14 @@ def used_pairs(store: StateStore) -> dict[tuple[str, str], int]:
         for rec in store.staged(kind):
             for line in rec.payload.get("line_items") or []:
                 line_type[int(line["id"])] = line.get("line_item_type_id")
-                count(line.get("cost_code_id"), line.get("line_item_type_id"))
+                if relevant(rec):
+                    count(line.get("cost_code_id"), line.get("line_item_type_id"))
     for rec in store.staged("direct_cost"):
-        for line in rec.payload.get("line_items") or []:
+        for line in (rec.payload.get("line_items") or []) if relevant(rec) else []:
             count(line.get("cost_code_id"), line.get("line_item_type_id"))
     for rec in store.staged("requisition"):
+        if not relevant(rec):
+            continue
         for item in rec.payload.get("items") or []:
             type_id = item.get("line_item_type_id") or line_type.get(
                 int(item.get("line_item_id") or 0)
@@ -189,7 +201,9 @@ def used_pairs(store: StateStore) -> dict[tuple[str, str], int]:
     return pairs
 
 
-def build_gl_map(store: StateStore, mapping: MappingFile) -> dict[str, Any]:
+def build_gl_map(
+    store: StateStore, mapping: MappingFile, statuses: dict[str, set[str]] | None = None
+) -> dict[str, Any]:
     rules = compile_rules(mapping.gl_accounts)
     accounts = store.get_reference("deltek_gl_accounts")
     status = (
@@ -198,7 +212,7 @@ def build_gl_map(store: StateStore, mapping: MappingFile) -> dict[str, Any]:
         else {str(a.get("Account")).strip(): str(a.get("Status") or "A") for a in accounts}
     )
     out: dict[str, Any] = {"pairs": [], "unmapped": [], "bad_accounts": []}
-    for (code, ctype), lines in sorted(used_pairs(store).items()):
+    for (code, ctype), lines in sorted(used_pairs(store, statuses).items()):
         match = rules.resolve(code, ctype)
         account = match.account if match else None
         row = {"cost_code": code, "cost_type": ctype, "account": account, "lines": lines}

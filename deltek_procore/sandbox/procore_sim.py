@@ -67,18 +67,36 @@ INVALID_TOKEN_TEXT = "The access token is invalid"  # noqa: S105 - an error mess
 
 # Webhook resource names (procore.md section 6): no requisitions, no commitment COs.
 PROJECT_RESOURCES = (
-    "Direct Costs", "Direct Cost Line Items", "Work Order Contracts",
-    "Work Order Contract Line Items", "Purchase Order Contracts",
-    "Purchase Order Contract Line Items", "Change Order Packages", "Potential Change Orders",
-    "Contract Payments", "Payment Applications", "Cost Codes", "Sub Jobs", "Project Vendors",
+    "Direct Costs",
+    "Direct Cost Line Items",
+    "Work Order Contracts",
+    "Work Order Contract Line Items",
+    "Purchase Order Contracts",
+    "Purchase Order Contract Line Items",
+    "Change Order Packages",
+    "Potential Change Orders",
+    "Contract Payments",
+    "Payment Applications",
+    "Cost Codes",
+    "Sub Jobs",
+    "Project Vendors",
     "Prime Contracts",
 )
-COMPANY_RESOURCES = ("Projects", "Company Vendors", "Line Item Types", "Standard Cost Codes",
-                     "ERP Requests")
+COMPANY_RESOURCES = (
+    "Projects",
+    "Company Vendors",
+    "Line Item Types",
+    "Standard Cost Codes",
+    "ERP Requests",
+)
 HOOK_RESOURCE = {
-    "direct_costs": "Direct Costs", "work_order_contracts": "Work Order Contracts",
-    "purchase_order_contracts": "Purchase Order Contracts", "vendors": "Company Vendors",
-    "projects": "Projects", "cost_codes": "Cost Codes", "line_item_types": "Line Item Types",
+    "direct_costs": "Direct Costs",
+    "work_order_contracts": "Work Order Contracts",
+    "purchase_order_contracts": "Purchase Order Contracts",
+    "vendors": "Company Vendors",
+    "projects": "Projects",
+    "cost_codes": "Cost Codes",
+    "line_item_types": "Line Item Types",
 }
 HOOK_LINE_RESOURCE = {
     "direct_costs": "Direct Cost Line Items",
@@ -86,17 +104,31 @@ HOOK_LINE_RESOURCE = {
     "purchase_order_contracts": "Purchase Order Contract Line Items",
 }
 RESOURCE_ALIASES = {
-    "requisition": "requisitions", "subcontractor_invoices": "requisitions",
-    "direct_cost": "direct_costs", "work_order_contract": "work_order_contracts",
+    "requisition": "requisitions",
+    "subcontractor_invoices": "requisitions",
+    "direct_cost": "direct_costs",
+    "work_order_contract": "work_order_contracts",
     "purchase_order_contract": "purchase_order_contracts",
-    "commitment_change_order": "commitment_change_orders", "change_orders":
-        "commitment_change_orders", "vendor": "vendors", "project": "projects",
+    "commitment_change_order": "commitment_change_orders",
+    "change_orders": "commitment_change_orders",
+    "vendor": "vendors",
+    "project": "projects",
 }
-PROJECT_SCOPED = ("cost_codes", "billing_periods", "requisitions", "direct_costs",
-                  "work_order_contracts", "purchase_order_contracts",
-                  "commitment_change_orders")
-DELIVERY_STATUS = {"any": None, "successful": {"ok", "retried"}, "failing": {"failed"},
-                   "discarded": {"discarded"}}
+PROJECT_SCOPED = (
+    "cost_codes",
+    "billing_periods",
+    "requisitions",
+    "direct_costs",
+    "work_order_contracts",
+    "purchase_order_contracts",
+    "commitment_change_orders",
+)
+DELIVERY_STATUS = {
+    "any": None,
+    "successful": {"ok", "retried"},
+    "failing": {"failed"},
+    "discarded": {"discarded"},
+}
 FILTER_KEY = re.compile(r"^filters?\[(\w+)\](\[\])?$")
 NAMESPACE = re.compile(r"^[a-z0-9-]+$")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -147,8 +179,13 @@ def _bound(text: str, upper: bool) -> str:
 def parse_range(name: str, value: str) -> tuple[str, str]:
     """`start...end` -> (low, high) UTC stamps; anything else is Procore's 400."""
     if "..." not in value:
-        raise ApiError(400, {"errors": f"filters[{name}] must be a range of the form "
-                                       f"start...end, e.g. 2024-01-01...2024-01-31"})
+        raise ApiError(
+            400,
+            {
+                "errors": f"filters[{name}] must be a range of the form "
+                f"start...end, e.g. 2024-01-01...2024-01-31"
+            },
+        )
     low, _, high = value.partition("...")
     try:
         return _bound(low, False), _bound(high, True)
@@ -191,8 +228,11 @@ def _to_v2(value: Any, key: str = "") -> Any:
         return {k: _to_v2(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_to_v2(v, key) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and (
-            key == "id" or key.endswith("_id")):
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (key == "id" or key.endswith("_id"))
+    ):
         return str(value)
     return value
 
@@ -238,7 +278,11 @@ class RateLimiter:
 
     def __init__(self, hourly: int, spike: int, spike_window_s: float, clock: Clock) -> None:
         self.hourly, self.spike, self.spike_window_s, self.clock = (
-            hourly, spike, spike_window_s, clock)
+            hourly,
+            spike,
+            spike_window_s,
+            clock,
+        )
         self.windows: dict[tuple[str, str], tuple[_Window, _Window]] = {}
         self._lock = threading.Lock()
 
@@ -252,8 +296,10 @@ class RateLimiter:
         with self._lock:
             pair = self.windows.get(key)
             if pair is None:
-                pair = self.windows[key] = (_Window(3600, self.hourly, now),
-                                            _Window(self.spike_window_s, self.spike, now))
+                pair = self.windows[key] = (
+                    _Window(3600, self.hourly, now),
+                    _Window(self.spike_window_s, self.spike, now),
+                )
             for window in pair:
                 window.roll(now)
             full = [w for w in pair if w.count >= w.limit]
@@ -276,8 +322,10 @@ class RateLimiter:
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {f"{k[0]}|{k[1]}": {"hourly": w[0].count, "spike": w[1].count}
-                    for k, w in self.windows.items()}
+            return {
+                f"{k[0]}|{k[1]}": {"hourly": w[0].count, "spike": w[1].count}
+                for k, w in self.windows.items()
+            }
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -303,28 +351,30 @@ def _client_credentials(request: Request, body: bytes) -> dict[str, str]:
             try:
                 parsed = json.loads(body)
             except ValueError as exc:
-                raise ApiError(400, {"error": "invalid_request",
-                                     "error_description": "Malformed JSON body."}) from exc
+                raise ApiError(
+                    400, {"error": "invalid_request", "error_description": "Malformed JSON body."}
+                ) from exc
             if isinstance(parsed, dict):
                 fields.update({k: str(v) for k, v in parsed.items() if v is not None})
         elif "multipart/form-data" in ctype:
             message = BytesParser(policy=HTTP).parsebytes(
-                b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + body)
+                b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + body
+            )
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 if name:
                     payload = part.get_payload(decode=True) or b""
                     fields[str(name)] = payload.decode("utf-8", "replace").strip()
         else:
-            fields.update(dict(parse_qsl(body.decode("utf-8", "replace"),
-                                         keep_blank_values=True)))
+            fields.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("basic "):
         try:
             user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
         except ValueError as exc:
-            raise ApiError(401, {"error": "invalid_client",
-                                 "error_description": INVALID_CLIENT_TEXT}) from exc
+            raise ApiError(
+                401, {"error": "invalid_client", "error_description": INVALID_CLIENT_TEXT}
+            ) from exc
         fields.setdefault("client_id", unquote(user))
         fields.setdefault("client_secret", unquote(password))
     return fields
@@ -344,13 +394,22 @@ class ProcoreSimulator:
 
     missing_company_status = 400  # docs show the text, not the code; 403 is also plausible
 
-    def __init__(self, data: SandboxData, faults: Faults | None = None, *,
-                 token_ttl: int = 5400, hourly_limit: int = 3600, spike_limit: int = 25,
-                 spike_window_s: int = 10, clock: Clock = time.time,
-                 webhook_retry_backoff_s: float = 0.5, webhook_max_attempts: int = 5,
-                 webhook_timeout_s: float = 5.0,
-                 client_id: str = PROCORE_CLIENT_ID,
-                 client_secret: str = PROCORE_CLIENT_SECRET) -> None:
+    def __init__(
+        self,
+        data: SandboxData,
+        faults: Faults | None = None,
+        *,
+        token_ttl: int = 5400,
+        hourly_limit: int = 3600,
+        spike_limit: int = 25,
+        spike_window_s: int = 10,
+        clock: Clock = time.time,
+        webhook_retry_backoff_s: float = 0.5,
+        webhook_max_attempts: int = 5,
+        webhook_timeout_s: float = 5.0,
+        client_id: str = PROCORE_CLIENT_ID,
+        client_secret: str = PROCORE_CLIENT_SECRET,
+    ) -> None:
         self.data = data
         self.faults = faults or Faults()
         self.token_ttl = token_ttl
@@ -373,15 +432,17 @@ class ProcoreSimulator:
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
         self._stopping = False
-        self.app = Starlette(routes=self._routes(),
-                             exception_handlers={404: self._unknown_path,
-                                                 405: self._unknown_path})
+        self.app = Starlette(
+            routes=self._routes(),
+            exception_handlers={404: self._unknown_path, 405: self._unknown_path},
+        )
 
     # indexes -------------------------------------------------------------------------
     def _index(self) -> None:
         procore = self.data.procore
         self.by_id: dict[str, dict[int, JSON]] = {
-            key: {r["id"]: r for r in rows} for key, rows in procore.items()}
+            key: {r["id"]: r for r in rows} for key, rows in procore.items()
+        }
         self.by_project: dict[str, dict[int, list[JSON]]] = {}
         for key in PROJECT_SCOPED:
             groups: dict[int, list[JSON]] = {}
@@ -394,28 +455,29 @@ class ProcoreSimulator:
                 self.commitment_kind[record["id"]] = key
         self.company_ids = {c["id"] for c in procore.get("companies", [])}
         self._dc_line_cache: dict[int, list[JSON]] = {}
-        latest = max((r.get("updated_at") or "" for rows in procore.values() for r in rows),
-                     default="")
+        latest = max(
+            (r.get("updated_at") or "" for rows in procore.values() for r in rows), default=""
+        )
         self._last_stamp = parse_stamp(latest) if latest else 0.0
 
     # routes --------------------------------------------------------------------------
     def _routes(self) -> list[Route]:
         api = self._endpoint
         r: list[Route] = [
-            Route("/oauth/token", api(self._token, auth=False, company=False),
-                  methods=["POST"]),
+            Route("/oauth/token", api(self._token, auth=False, company=False), methods=["POST"]),
             Route("/oauth/token/info", api(self._token_info, company=False), methods=["GET"]),
-            Route("/oauth/revoke", api(self._revoke, auth=False, company=False),
-                  methods=["POST"]),
+            Route("/oauth/revoke", api(self._revoke, auth=False, company=False), methods=["POST"]),
             Route("/rest/v1.0/me", api(self._me, company=False), methods=["GET"]),
             Route("/rest/v1.0/companies", api(self._companies, company=False), methods=["GET"]),
         ]
         get = [
-            ("/rest/v1.0/projects", self._projects), ("/rest/v1.1/projects", self._projects),
+            ("/rest/v1.0/projects", self._projects),
+            ("/rest/v1.1/projects", self._projects),
             ("/rest/v1.0/projects/{id:int}", self._project),
             ("/rest/v1.1/projects/{id:int}", self._project),
             ("/rest/v1.0/companies/{company_id:int}/projects", self._company_projects),
-            ("/rest/v1.0/vendors", self._vendors), ("/rest/v1.0/vendors/{id:int}", self._vendor),
+            ("/rest/v1.0/vendors", self._vendors),
+            ("/rest/v1.0/vendors/{id:int}", self._vendor),
             ("/rest/v1.0/companies/{company_id:int}/vendors", self._vendors),
             ("/rest/v1.0/cost_codes", self._cost_codes),
             ("/rest/v1.0/cost_codes/{id:int}", self._cost_code),
@@ -431,34 +493,52 @@ class ProcoreSimulator:
             ("/rest/v1.0/requisitions/{id:int}/change_order_items", self._requisition_empty),
             ("/rest/v1.0/commitments", self._commitments),
             ("/rest/v1.0/commitments/{id:int}", self._commitment_any),
-            ("/rest/v1.0/projects/{project_id:int}/commitment_change_orders",
-             self._change_orders),
-            ("/rest/v1.0/projects/{project_id:int}/commitment_change_orders/{id:int}",
-             self._change_order),
-            ("/rest/v2.0/companies/{company_id:int}/projects/{project_id:int}"
-             "/commitment_change_orders/{id:int}/line_items", self._change_order_lines),
+            ("/rest/v1.0/projects/{project_id:int}/commitment_change_orders", self._change_orders),
+            (
+                "/rest/v1.0/projects/{project_id:int}/commitment_change_orders/{id:int}",
+                self._change_order,
+            ),
+            (
+                "/rest/v2.0/companies/{company_id:int}/projects/{project_id:int}"
+                "/commitment_change_orders/{id:int}/line_items",
+                self._change_order_lines,
+            ),
             ("/rest/v1.0/webhooks/resources", self._hook_resources),
             ("/rest/v1.0/webhooks/hooks/{id:int}/deliveries", self._deliveries),
         ]
         for version in ("v1.0", "v1.1"):
             base = f"/rest/{version}/projects/{{project_id:int}}/direct_costs"
-            get += [(base, self._direct_costs), (f"{base}/line_items", self._dc_lines),
-                    (f"{base}/{{id:int}}", self._direct_cost),
-                    (f"{base}/{{id:int}}/line_items", self._direct_cost_lines)]
+            get += [
+                (base, self._direct_costs),
+                (f"{base}/line_items", self._dc_lines),
+                (f"{base}/{{id:int}}", self._direct_cost),
+                (f"{base}/{{id:int}}/line_items", self._direct_cost_lines),
+            ]
         for key in ("work_order_contracts", "purchase_order_contracts"):
             base = f"/rest/v1.0/{key}"
-            get += [(base, self._contract_list(key)), (f"{base}/{{id:int}}",
-                                                        self._contract_show(key)),
-                    (f"{base}/{{id:int}}/line_items", self._contract_lines(key))]
+            get += [
+                (base, self._contract_list(key)),
+                (f"{base}/{{id:int}}", self._contract_show(key)),
+                (f"{base}/{{id:int}}/line_items", self._contract_lines(key)),
+            ]
         r += [Route(path, api(handler), methods=["GET"]) for path, handler in get]
         r += [
             Route("/rest/v1.0/webhooks/hooks", api(self._hooks), methods=["GET", "POST"]),
-            Route("/rest/v1.0/webhooks/hooks/{id:int}", api(self._hook),
-                  methods=["GET", "PATCH", "PUT", "DELETE"]),
-            Route("/rest/v1.0/webhooks/hooks/{id:int}/triggers", api(self._hook_triggers),
-                  methods=["GET", "POST"]),
-            Route("/rest/v1.0/webhooks/hooks/{id:int}/triggers/{trigger_id:int}",
-                  api(self._hook_trigger), methods=["GET", "DELETE"]),
+            Route(
+                "/rest/v1.0/webhooks/hooks/{id:int}",
+                api(self._hook),
+                methods=["GET", "PATCH", "PUT", "DELETE"],
+            ),
+            Route(
+                "/rest/v1.0/webhooks/hooks/{id:int}/triggers",
+                api(self._hook_triggers),
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/rest/v1.0/webhooks/hooks/{id:int}/triggers/{trigger_id:int}",
+                api(self._hook_trigger),
+                methods=["GET", "DELETE"],
+            ),
             Route("/__admin/state", self._admin_state, methods=["GET"]),
             Route("/__admin/faults", self._admin_faults, methods=["POST"]),
             Route("/__admin/records/{resource}/{id:int}", self._admin_record, methods=["POST"]),
@@ -468,11 +548,13 @@ class ProcoreSimulator:
 
     async def _unknown_path(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        return JSONResponse({"errors": "Not Found" if status == 404 else "Method Not Allowed"},
-                            status)
+        return JSONResponse(
+            {"errors": "Not Found" if status == 404 else "Method Not Allowed"}, status
+        )
 
-    def _endpoint(self, handler: Callable[..., Response | Any], *, auth: bool = True,
-                  company: bool = True) -> Callable[[Request], Any]:
+    def _endpoint(
+        self, handler: Callable[..., Response | Any], *, auth: bool = True, company: bool = True
+    ) -> Callable[[Request], Any]:
         """Faults, rate limit, token, company header, then the handler under the lock."""
 
         async def endpoint(request: Request) -> Response:
@@ -486,8 +568,10 @@ class ProcoreSimulator:
             if not allowed:
                 return PlainTextResponse(RATE_LIMIT_TEXT, 429, headers=headers)
             try:
-                ctx = _Ctx(self._authorise(request) if auth else None,
-                           self._company(request) if company else None)
+                ctx = _Ctx(
+                    self._authorise(request) if auth else None,
+                    self._company(request) if company else None,
+                )
                 body = await request.body()
                 with self._lock:
                     result = handler(request, body, ctx)
@@ -519,25 +603,33 @@ class ProcoreSimulator:
             if status == 500:
                 return ApiError(500, {"errors": "Internal Server Error"})
             extra = {"Retry-After": "1"} if status == 503 else {}
-            return ApiError(status, f"<html><body><h1>{status} Service Temporarily "
-                                    "Unavailable</h1></body></html>", extra)
+            return ApiError(
+                status,
+                f"<html><body><h1>{status} Service Temporarily Unavailable</h1></body></html>",
+                extra,
+            )
         if faults.take_429():
             faults.count("http_429")
-            return ApiError(429, RATE_LIMIT_TEXT, {"X-Rate-Limit-Remaining": "0",
-                                                   "Retry-After": "1"})
+            return ApiError(
+                429, RATE_LIMIT_TEXT, {"X-Rate-Limit-Remaining": "0", "Retry-After": "1"}
+            )
         return None
 
     def _authorise(self, request: Request) -> _Token:
         raw = _bearer(request)
         token = self._tokens.get(raw or "")
         limit = self.faults.settings.token_expire_after_calls
-        invalid = ApiError(401, {"errors": INVALID_TOKEN_TEXT}, {
-            "WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token", '
-                                'error_description="The access token is invalid"'})
+        invalid = ApiError(
+            401,
+            {"errors": INVALID_TOKEN_TEXT},
+            {
+                "WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token", '
+                'error_description="The access token is invalid"'
+            },
+        )
         if token is None:
             raise invalid
-        if self.clock() >= token.created_at + token.expires_in or (
-                limit and token.calls >= limit):
+        if self.clock() >= token.created_at + token.expires_in or (limit and token.calls >= limit):
             self.faults.count("token_expired")
             self._tokens.pop(raw or "", None)
             raise invalid
@@ -554,8 +646,10 @@ class ProcoreSimulator:
             raise ApiError(403, {"errors": "App is not connected to this company"}) from exc
         if company_id not in self.company_ids:
             raise ApiError(403, {"errors": "App is not connected to this company"})
-        for source in (request.query_params.get("company_id"),
-                       request.path_params.get("company_id")):
+        for source in (
+            request.query_params.get("company_id"),
+            request.path_params.get("company_id"),
+        ):
             if source not in (None, "") and str(source) != str(company_id):
                 raise ApiError(403, {"errors": "Procore-Company-Id does not match company_id"})
         return company_id
@@ -565,33 +659,55 @@ class ProcoreSimulator:
         fields = _client_credentials(request, body)
         grant = fields.get("grant_type", "")
         if grant in ("authorization_code", "refresh_token"):
-            return JSONResponse({"error": "invalid_grant", "error_description":
-                                 "The provided authorization grant is invalid, expired, "
-                                 "revoked, does not match the redirection URI used in the "
-                                 "authorization request, or was issued to another client."},
-                                400)
+            return JSONResponse(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The provided authorization grant is invalid, expired, "
+                    "revoked, does not match the redirection URI used in the "
+                    "authorization request, or was issued to another client.",
+                },
+                400,
+            )
         if grant != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type", "error_description":
-                                 "The authorization grant type is not supported by the "
-                                 "authorization server."}, 400)
-        if not (secrets.compare_digest(fields.get("client_id", ""), self._client_id)
-                and secrets.compare_digest(fields.get("client_secret", ""),
-                                           self._client_secret)):
-            return JSONResponse({"error": "invalid_client",
-                                 "error_description": INVALID_CLIENT_TEXT}, 401)
+            return JSONResponse(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "The authorization grant type is not supported by the "
+                    "authorization server.",
+                },
+                400,
+            )
+        if not (
+            secrets.compare_digest(fields.get("client_id", ""), self._client_id)
+            and secrets.compare_digest(fields.get("client_secret", ""), self._client_secret)
+        ):
+            return JSONResponse(
+                {"error": "invalid_client", "error_description": INVALID_CLIENT_TEXT}, 401
+            )
         raw = "sbx." + secrets.token_urlsafe(32)
         token = _Token(self._client_id, int(self.clock()), self.token_ttl)
         self._tokens[raw] = token
-        return JSONResponse({"access_token": raw, "token_type": "bearer",
-                             "expires_in": token.expires_in, "created_at": token.created_at},
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {
+                "access_token": raw,
+                "token_type": "bearer",
+                "expires_in": token.expires_in,
+                "created_at": token.created_at,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     def _token_info(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         token = ctx.token
         assert token is not None
         left = max(0, int(token.created_at + token.expires_in - self.clock()))
-        return {"resource_owner_id": None, "scopes": [], "expires_in_seconds": left,
-                "application": {"uid": token.client_id}, "created_at": token.created_at}
+        return {
+            "resource_owner_id": None,
+            "scopes": [],
+            "expires_in_seconds": left,
+            "application": {"uid": token.client_id},
+            "created_at": token.created_at,
+        }
 
     def _revoke(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         fields = _client_credentials(request, body)
@@ -599,8 +715,11 @@ class ProcoreSimulator:
         return {}
 
     def _me(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
-        return {"id": USER_ID, "login": f"{self._client_id}@dmsa.procore.example",
-                "name": "Sandbox Service Account"}
+        return {
+            "id": USER_ID,
+            "login": f"{self._client_id}@dmsa.procore.example",
+            "name": "Sandbox Service Account",
+        }
 
     def _companies(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         return self._page(request, self.data.procore["companies"], _strip_project)
@@ -613,9 +732,22 @@ class ProcoreSimulator:
 
     def _company_projects(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         rows = self._filtered(request, self.data.procore["projects"], "projects")
-        return self._page(request, rows, lambda p: {
-            k: p[k] for k in ("id", "name", "display_name", "project_number", "active",
-                              "origin_id", "updated_at")})
+        return self._page(
+            request,
+            rows,
+            lambda p: {
+                k: p[k]
+                for k in (
+                    "id",
+                    "name",
+                    "display_name",
+                    "project_number",
+                    "active",
+                    "origin_id",
+                    "updated_at",
+                )
+            },
+        )
 
     def _project(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         _int_param(request, "company_id")
@@ -624,8 +756,11 @@ class ProcoreSimulator:
     def _vendors(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         if "company_id" not in request.path_params:
             _int_param(request, "company_id")
-        return self._page(request, self._filtered(request, self.data.procore["vendors"],
-                                                  "vendors"), _strip_project)
+        return self._page(
+            request,
+            self._filtered(request, self.data.procore["vendors"], "vendors"),
+            _strip_project,
+        )
 
     def _vendor(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         _int_param(request, "company_id")
@@ -642,8 +777,7 @@ class ProcoreSimulator:
         company = _int_param(request, "company_id", required=False)
         project = _int_param(request, "project_id", required=False)
         if company is None and project is None:
-            raise ApiError(400, {"errors": "Missing required parameter: company_id or "
-                                           "project_id"})
+            raise ApiError(400, {"errors": "Missing required parameter: company_id or project_id"})
         if project is not None and project not in self.by_id["projects"]:
             raise _not_found("Project")
         rows = self._filtered(request, self.data.procore["line_item_types"], "line_item_types")
@@ -658,15 +792,13 @@ class ProcoreSimulator:
 
     # requisitions --------------------------------------------------------------------
     def _requisitions_v10(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
-        rows = self._filtered(request, self._project_rows(request, "requisitions"),
-                              "requisitions")
+        rows = self._filtered(request, self._project_rows(request, "requisitions"), "requisitions")
         return self._page(request, rows, _requisition_v10)
 
     def _requisitions_v11(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         view = request.query_params.get("view", "default")
         shape = _requisition_view(view)
-        rows = self._filtered(request, self._project_rows(request, "requisitions"),
-                              "requisitions")
+        rows = self._filtered(request, self._project_rows(request, "requisitions"), "requisitions")
         return self._page(request, rows, shape)
 
     def _requisition_v10(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
@@ -686,8 +818,7 @@ class ProcoreSimulator:
 
     # direct costs --------------------------------------------------------------------
     def _direct_costs(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
-        rows = self._filtered(request, self._project_rows(request, "direct_costs"),
-                              "direct_costs")
+        rows = self._filtered(request, self._project_rows(request, "direct_costs"), "direct_costs")
         return self._page(request, rows, _direct_cost_list)
 
     def _direct_cost(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
@@ -705,10 +836,16 @@ class ProcoreSimulator:
         if wanted is not None:
             project = self._project_id(request)
             table = self.by_id["direct_costs"]
-            costs = [table[i] for i in sorted(_int_values(wanted))
-                     if i in table and table[i]["project_id"] == project]
-            lines = [dict(line, direct_cost_id=cost["id"]) for cost in costs
-                     for line in cost["line_items"]]
+            costs = [
+                table[i]
+                for i in sorted(_int_values(wanted))
+                if i in table and table[i]["project_id"] == project
+            ]
+            lines = [
+                dict(line, direct_cost_id=cost["id"])
+                for cost in costs
+                for line in cost["line_items"]
+            ]
         else:
             lines = self._project_dc_lines(self._project_id(request))
         return self._page(request, _apply_filters(lines, filters, "line_items", self))
@@ -720,7 +857,8 @@ class ProcoreSimulator:
             lines = self._dc_line_cache[project] = [
                 dict(line, direct_cost_id=cost["id"])
                 for cost in self.by_project["direct_costs"].get(project, [])
-                for line in cost["line_items"]]
+                for line in cost["line_items"]
+            ]
         return lines
 
     # commitments ----------------------------------------------------------------------
@@ -728,28 +866,33 @@ class ProcoreSimulator:
         def handler(request: Request, body: bytes, ctx: _Ctx) -> Response:
             rows = self._filtered(request, self._project_rows(request, key), "commitments")
             return self._page(request, rows, _commitment_list)
+
         return handler
 
     def _contract_show(self, key: str) -> Callable[..., JSON]:
         def handler(request: Request, body: bytes, ctx: _Ctx) -> JSON:
             return self._project_record(request, key)
+
         return handler
 
     def _contract_lines(self, key: str) -> Callable[..., Response]:
         def handler(request: Request, body: bytes, ctx: _Ctx) -> Response:
             record = self._project_record(request, key)
-            return self._page(request, self._filtered(request, record["line_items"],
-                                                      "line_items"))
+            return self._page(request, self._filtered(request, record["line_items"], "line_items"))
+
         return handler
 
     def _commitments(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         project = self._project_id(request)
-        rows = sorted(self.by_project["work_order_contracts"].get(project, [])
-                      + self.by_project["purchase_order_contracts"].get(project, []),
-                      key=lambda r: r["id"])
+        rows = sorted(
+            self.by_project["work_order_contracts"].get(project, [])
+            + self.by_project["purchase_order_contracts"].get(project, []),
+            key=lambda r: r["id"],
+        )
         rows = self._filtered(request, rows, "commitments")
-        return self._page(request, rows, lambda r: {**_commitment_list(r),
-                                                    "type": _commitment_type(r)})
+        return self._page(
+            request, rows, lambda r: {**_commitment_list(r), "type": _commitment_type(r)}
+        )
 
     def _commitment_any(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         kind = self.commitment_kind.get(request.path_params["id"])
@@ -760,10 +903,12 @@ class ProcoreSimulator:
 
     # change orders ---------------------------------------------------------------------
     def _change_orders(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
-        rows = self._filtered(request, self._project_rows(request, "commitment_change_orders"),
-                              "change_orders")
-        return self._page(request, rows, lambda r: {k: v for k, v in r.items()
-                                                    if k != "line_items"})
+        rows = self._filtered(
+            request, self._project_rows(request, "commitment_change_orders"), "change_orders"
+        )
+        return self._page(
+            request, rows, lambda r: {k: v for k, v in r.items() if k != "line_items"}
+        )
 
     def _change_order(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         return self._project_record(request, "commitment_change_orders")
@@ -772,11 +917,14 @@ class ProcoreSimulator:
         try:
             record = self._project_record(request, "commitment_change_orders")
         except ApiError as error:
-            raise ApiError(404, {"error": {"code": "NOT_FOUND",
-                                           "message": error.body["errors"], "details": []}}
-                           ) from error
-        lines = [_to_v2(dict(line, commitment_change_order_id=record["id"]))
-                 for line in record["line_items"]]
+            raise ApiError(
+                404,
+                {"error": {"code": "NOT_FOUND", "message": error.body["errors"], "details": []}},
+            ) from error
+        lines = [
+            _to_v2(dict(line, commitment_change_order_id=record["id"]))
+            for line in record["line_items"]
+        ]
         return self._page(request, lines, envelope=True, default=10, cap=100)
 
     # shared list plumbing ------------------------------------------------------------
@@ -813,9 +961,16 @@ class ProcoreSimulator:
         rows = _apply_filters(rows, filters, kind, self)
         return _sort(rows, request.query_params.get("sort"))
 
-    def _page(self, request: Request, rows: list[JSON], shape: Callable[[JSON], JSON] | None
-              = None, *, envelope: bool = False, default: int = DEFAULT_PER_PAGE,
-              cap: int = MAX_PER_PAGE) -> Response:
+    def _page(
+        self,
+        request: Request,
+        rows: list[JSON],
+        shape: Callable[[JSON], JSON] | None = None,
+        *,
+        envelope: bool = False,
+        default: int = DEFAULT_PER_PAGE,
+        cap: int = MAX_PER_PAGE,
+    ) -> Response:
         """One page plus Total, Per-Page and Link, as Procore pages list actions."""
         try:
             page = max(1, int(request.query_params.get("page", 1)))
@@ -825,7 +980,7 @@ class ProcoreSimulator:
         per_page = min(max(1, per_page), cap)
         total = len(rows)
         last = max(1, math.ceil(total / per_page))
-        chunk = rows[(page - 1) * per_page: page * per_page]
+        chunk = rows[(page - 1) * per_page : page * per_page]
         items = [shape(r) for r in chunk] if shape else [dict(r) for r in chunk]
         links = []
         if page > 1:
@@ -836,7 +991,8 @@ class ProcoreSimulator:
             links.append(("next", page + 1))
         link = ", ".join(
             f'<{request.url.include_query_params(page=n, per_page=per_page)}>; rel="{rel}"'
-            for rel, n in links)
+            for rel, n in links
+        )
         headers = {"Total": str(total), "Per-Page": str(per_page), "Link": link}
         return JSONResponse({"data": items} if envelope else items, headers=headers)
 
@@ -850,8 +1006,7 @@ class ProcoreSimulator:
                 raise _not_found("Project")
             return None, project_id
         if company in (None, ""):
-            raise ApiError(400, {"errors": "Missing required parameter: company_id or "
-                                           "project_id"})
+            raise ApiError(400, {"errors": "Missing required parameter: company_id or project_id"})
         if int(company) != ctx.company_id:
             raise ApiError(403, {"errors": "Procore-Company-Id does not match company_id"})
         return int(company), None
@@ -861,9 +1016,13 @@ class ProcoreSimulator:
         company, project = self._scope(request, payload, ctx)
         if request.method == "GET":
             namespace = request.query_params.get("namespace")
-            return [self._hook_view(h) for h in self.hooks.values()
-                    if h["owned_by_company_id"] == company and h["owned_by_project_id"] == project
-                    and (namespace is None or h["namespace"] == namespace)]
+            return [
+                self._hook_view(h)
+                for h in self.hooks.values()
+                if h["owned_by_company_id"] == company
+                and h["owned_by_project_id"] == project
+                and (namespace is None or h["namespace"] == namespace)
+            ]
         spec = payload.get("hook") or {}
         errors: dict[str, list[str]] = {}
         namespace = str(spec.get("namespace") or "")
@@ -878,11 +1037,15 @@ class ProcoreSimulator:
             raise ApiError(422, {"errors": errors})
         hook_id = max(self.hooks, default=0) + 1
         self.hooks[hook_id] = {
-            "id": hook_id, "api_version": spec.get("api_version") or "v2",
-            "namespace": namespace, "destination_url": spec["destination_url"],
+            "id": hook_id,
+            "api_version": spec.get("api_version") or "v2",
+            "namespace": namespace,
+            "destination_url": spec["destination_url"],
             "destination_headers": {str(k): str(v) for k, v in headers.items()},
-            "owned_by_company_id": company, "owned_by_project_id": project,
-            "owned_by_user_id": USER_ID, "created_at": iso_utc(self.clock()),
+            "owned_by_company_id": company,
+            "owned_by_project_id": project,
+            "owned_by_user_id": USER_ID,
+            "created_at": iso_utc(self.clock()),
         }
         return JSONResponse(self._hook_view(self.hooks[hook_id]), 201)
 
@@ -895,8 +1058,9 @@ class ProcoreSimulator:
             raise _not_found("Hook")
         if request.method == "DELETE":
             del self.hooks[hook["id"]]
-            for trigger_id in [t["id"] for t in self.triggers.values()
-                               if t["webhook_hook_id"] == hook["id"]]:
+            for trigger_id in [
+                t["id"] for t in self.triggers.values() if t["webhook_hook_id"] == hook["id"]
+            ]:
                 del self.triggers[trigger_id]
             return Response(status_code=204)
         if request.method in ("PATCH", "PUT"):
@@ -905,8 +1069,9 @@ class ProcoreSimulator:
                 if spec.get(field):
                     hook[field] = str(spec[field])
             if isinstance(spec.get("destination_headers"), dict):
-                hook["destination_headers"] = {str(k): str(v) for k, v in
-                                               spec["destination_headers"].items()}
+                hook["destination_headers"] = {
+                    str(k): str(v) for k, v in spec["destination_headers"].items()
+                }
         return self._hook_view(hook)
 
     def _hook_triggers(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
@@ -928,9 +1093,13 @@ class ProcoreSimulator:
             raise ApiError(422, {"errors": errors})
         trigger_id = max(self.triggers, default=0) + 1
         self.triggers[trigger_id] = {
-            "id": trigger_id, "webhook_hook_id": hook["id"], "resource_name": name,
-            "resource_id": spec.get("resource_id"), "event_type": event,
-            "company_id": hook["owned_by_company_id"], "project_id": hook["owned_by_project_id"],
+            "id": trigger_id,
+            "webhook_hook_id": hook["id"],
+            "resource_name": name,
+            "resource_id": spec.get("resource_id"),
+            "event_type": event,
+            "company_id": hook["owned_by_company_id"],
+            "project_id": hook["owned_by_project_id"],
             "user_id": USER_ID,
         }
         return JSONResponse(self.triggers[trigger_id], 201)
@@ -948,22 +1117,32 @@ class ProcoreSimulator:
         company = request.query_params.get("company_id")
         project = request.query_params.get("project_id")
         if not company and not project:
-            raise ApiError(400, {"errors": "Missing required parameter: company_id or "
-                                           "project_id"})
+            raise ApiError(400, {"errors": "Missing required parameter: company_id or project_id"})
         names = PROJECT_RESOURCES if project else PROJECT_RESOURCES + COMPANY_RESOURCES
-        return [{"resource_name": n, "event_types": ["create", "update", "delete"]
-                 if n not in ("Projects", "Company Vendors") else ["create", "update"]}
-                for n in names]
+        return [
+            {
+                "resource_name": n,
+                "event_types": ["create", "update", "delete"]
+                if n not in ("Projects", "Company Vendors")
+                else ["create", "update"],
+            }
+            for n in names
+        ]
 
     def _deliveries(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
         hook_id = request.path_params["id"]
         if hook_id not in self.hooks:
             raise _not_found("Hook")
-        wanted = (request.query_params.get("filters[status]")
-                  or request.query_params.get("filter[status]") or "any")
+        wanted = (
+            request.query_params.get("filters[status]")
+            or request.query_params.get("filter[status]")
+            or "any"
+        )
         if wanted not in DELIVERY_STATUS:
-            raise ApiError(400, {"errors": "filters[status] must be one of "
-                                           "any, successful, failing, discarded"})
+            raise ApiError(
+                400,
+                {"errors": "filters[status] must be one of any, successful, failing, discarded"},
+            )
         outcomes = DELIVERY_STATUS[wanted]
         try:
             size = min(max(1, int(request.query_params.get("page_size", 100))), 1000)
@@ -1000,8 +1179,9 @@ class ProcoreSimulator:
     async def _admin_record(self, request: Request) -> Response:
         try:
             changes = json.loads(await request.body() or b"{}")
-            record = self.set_record(request.path_params["resource"],
-                                     request.path_params["id"], changes)
+            record = self.set_record(
+                request.path_params["resource"], request.path_params["id"], changes
+            )
         except KeyError as exc:
             return JSONResponse({"errors": f"unknown record: {exc.args[0]}"}, 404)
         except (ValueError, TypeError) as exc:
@@ -1041,8 +1221,9 @@ class ProcoreSimulator:
             record["updated_at"] = stamp
             if key == "direct_costs":
                 self._dc_line_cache.pop(record["project_id"], None)
-            self.changes.append({"resource": key, "id": record["id"], "changes": changes,
-                                 "updated_at": stamp})
+            self.changes.append(
+                {"resource": key, "id": record["id"], "changes": changes, "updated_at": stamp}
+            )
             events = self._events(key, record, changed_lines, "update")
             snapshot = copy.deepcopy(record)
         self._enqueue(events)
@@ -1092,8 +1273,9 @@ class ProcoreSimulator:
         return iso_utc(self._last_stamp)
 
     # webhook delivery -------------------------------------------------------------------
-    def _events(self, key: str, record: JSON, lines: list[JSON], kind: str
-                ) -> list[tuple[int, JSON]]:
+    def _events(
+        self, key: str, record: JSON, lines: list[JSON], kind: str
+    ) -> list[tuple[int, JSON]]:
         names = []
         if key in HOOK_RESOURCE:
             names.append((HOOK_RESOURCE[key], record["id"]))
@@ -1106,25 +1288,44 @@ class ProcoreSimulator:
         for name, resource_id in names:
             for trigger in self.triggers.values():
                 hook = self.hooks.get(trigger["webhook_hook_id"])
-                if hook is None or trigger["resource_name"] != name or \
-                        trigger["event_type"] != kind:
+                if (
+                    hook is None
+                    or trigger["resource_name"] != name
+                    or trigger["event_type"] != kind
+                ):
                     continue
                 if trigger.get("resource_id") not in (None, resource_id):
                     continue
                 if hook["owned_by_project_id"] is not None and (
-                        company_level or hook["owned_by_project_id"] != project):
+                    company_level or hook["owned_by_project_id"] != project
+                ):
                     continue
                 now = self.clock()
                 event_project = None if company_level else project
-                out.append((hook["id"], {
-                    "id": self._rng.getrandbits(63), "ulid": _ulid(now, self._rng),
-                    "timestamp": iso_utc(now, micro=True), "api_version": hook["api_version"],
-                    "event_type": kind, "resource_name": name, "resource_id": resource_id,
-                    "company_id": company_id, "project_id": event_project, "user_id": USER_ID,
-                    "metadata": {"source_user_id": USER_ID, "source_company_id": company_id,
-                                 "source_project_id": event_project,
-                                 "source_operation_id": None, "source_application_id": None},
-                }))
+                out.append(
+                    (
+                        hook["id"],
+                        {
+                            "id": self._rng.getrandbits(63),
+                            "ulid": _ulid(now, self._rng),
+                            "timestamp": iso_utc(now, micro=True),
+                            "api_version": hook["api_version"],
+                            "event_type": kind,
+                            "resource_name": name,
+                            "resource_id": resource_id,
+                            "company_id": company_id,
+                            "project_id": event_project,
+                            "user_id": USER_ID,
+                            "metadata": {
+                                "source_user_id": USER_ID,
+                                "source_company_id": company_id,
+                                "source_project_id": event_project,
+                                "source_operation_id": None,
+                                "source_application_id": None,
+                            },
+                        },
+                    )
+                )
         return out
 
     def _enqueue(self, events: Iterable[tuple[int, JSON]]) -> None:
@@ -1136,8 +1337,9 @@ class ProcoreSimulator:
             self._pending += len(events)
             if self._worker is None or not self._worker.is_alive():
                 self._stopping = False
-                self._worker = threading.Thread(target=self._work, name="procore-webhooks",
-                                                daemon=True)
+                self._worker = threading.Thread(
+                    target=self._work, name="procore-webhooks", daemon=True
+                )
                 self._worker.start()
             self._cond.notify_all()
 
@@ -1164,8 +1366,15 @@ class ProcoreSimulator:
     def _deliver(self, session: requests.Session, hook_id: int, event: JSON) -> None:
         if self.faults.chance(self.faults.settings.webhook_drop):
             self.faults.count("webhook_drop")
-            self._record_delivery(hook_id, event, "discarded", None, None,
-                                  "dropped before delivery (fault: webhook_drop)", "")
+            self._record_delivery(
+                hook_id,
+                event,
+                "discarded",
+                None,
+                None,
+                "dropped before delivery (fault: webhook_drop)",
+                "",
+            )
             return
         copies = 1
         if self.faults.chance(self.faults.settings.webhook_duplicate):
@@ -1186,11 +1395,15 @@ class ProcoreSimulator:
             status, error, body, headers = None, None, "", {}
             try:
                 response = session.post(
-                    hook["destination_url"], data=json.dumps(event).encode(),
-                    headers={"Content-Type": "application/json",
-                             "User-Agent": "Procore-Webhooks (sandbox)",
-                             **hook["destination_headers"]},
-                    timeout=self.webhook_timeout_s)
+                    hook["destination_url"],
+                    data=json.dumps(event).encode(),
+                    headers={
+                        "Content-Type": "application/json",
+                        "User-Agent": "Procore-Webhooks (sandbox)",
+                        **hook["destination_headers"],
+                    },
+                    timeout=self.webhook_timeout_s,
+                )
                 status, body = response.status_code, response.text[:2000]
                 headers = dict(response.headers)
             except requests.RequestException as exc:
@@ -1200,26 +1413,40 @@ class ProcoreSimulator:
                 outcome = "ok" if attempt == 1 else "retried"
             else:
                 outcome = "failed" if attempt < self.webhook_max_attempts else "discarded"
-            self._record_delivery(hook_id, event, outcome, status, error, body, headers,
-                                  started)
+            self._record_delivery(hook_id, event, outcome, status, error, body, headers, started)
             if ok:
                 return
             if attempt < self.webhook_max_attempts:
                 time.sleep(self.webhook_retry_backoff_s * 2 ** (attempt - 1))
 
-    def _record_delivery(self, hook_id: int, event: JSON, outcome: str, status: int | None,
-                         error: str | None, body: str, headers: dict | None = None,
-                         started: float | None = None) -> None:
+    def _record_delivery(
+        self,
+        hook_id: int,
+        event: JSON,
+        outcome: str,
+        status: int | None,
+        error: str | None,
+        body: str,
+        headers: dict | None = None,
+        started: float | None = None,
+    ) -> None:
         now = self.clock()
         with self._lock:
-            self.webhook_deliveries.append({
-                "id": len(self.webhook_deliveries) + 1, "hook_id": hook_id,
-                "event": event, "event_id": event["id"], "outcome": outcome,
-                "started_at": iso_utc(started if started is not None else now, micro=True),
-                "completed_at": iso_utc(now, micro=True), "response_status": status,
-                "response_headers": headers or {}, "response_error": error,
-                "response_body": body,
-            })
+            self.webhook_deliveries.append(
+                {
+                    "id": len(self.webhook_deliveries) + 1,
+                    "hook_id": hook_id,
+                    "event": event,
+                    "event_id": event["id"],
+                    "outcome": outcome,
+                    "started_at": iso_utc(started if started is not None else now, micro=True),
+                    "completed_at": iso_utc(now, micro=True),
+                    "response_status": status,
+                    "response_headers": headers or {},
+                    "response_error": error,
+                    "response_body": body,
+                }
+            )
 
 
 # --- shapes -------------------------------------------------------------------------------
@@ -1254,13 +1481,16 @@ def _requisition_v10(record: JSON) -> JSON:
 
 def _requisition_view(view: str) -> Callable[[JSON], JSON]:
     if view not in ("default", "extended", "items", "action_policy"):
-        raise ApiError(400, {"errors": "view must be one of default, extended, items, "
-                                       "action_policy"})
+        raise ApiError(
+            400, {"errors": "view must be one of default, extended, items, action_policy"}
+        )
     if view in ("extended", "items"):
         return dict
     if view == "action_policy":
-        return lambda r: {**{k: v for k, v in r.items() if k not in V11_LIST_DROP},
-                          "action_policy": {"update": False, "destroy": False}}
+        return lambda r: {
+            **{k: v for k, v in r.items() if k not in V11_LIST_DROP},
+            "action_policy": {"update": False, "destroy": False},
+        }
     return lambda r: {k: v for k, v in r.items() if k not in V11_LIST_DROP}
 
 
@@ -1302,8 +1532,10 @@ def _sort(rows: list[JSON], spec: str | None) -> list[JSON]:
     rows = list(rows)
     for field in reversed([f.strip() for f in spec.split(",") if f.strip()]):
         name = field.lstrip("-")
-        rows.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) if r.get(n) is not None
-                                         else ""), reverse=field.startswith("-"))
+        rows.sort(
+            key=lambda r, n=name: (r.get(n) is None, r.get(n) if r.get(n) is not None else ""),
+            reverse=field.startswith("-"),
+        )
     return rows
 
 
@@ -1314,23 +1546,53 @@ ALLOWED_FILTERS = {
     "cost_codes": {"origin_id"},
     "line_item_types": {"origin_id"},
     "billing_periods": set(),
-    "requisitions": {"commitment_id", "period_id", "status", "created_at", "updated_at",
-                     "origin_id"},
-    "direct_costs": {"origin_id", "invoice_number", "created_at", "updated_at",
-                     "payment_date", "received_date"},
-    "line_items": {"direct_cost_id", "cost_code_id", "line_item_type_id", "created_at",
-                   "updated_at"},
-    "commitments": {"status", "created_at", "updated_at", "include_deleted", "origin_id",
-                    "vendor_id"},
-    "change_orders": {"batch_id", "contract_id", "vendor_id", "executed", "status",
-                      "created_at", "updated_at"},
+    "requisitions": {
+        "commitment_id",
+        "period_id",
+        "status",
+        "created_at",
+        "updated_at",
+        "origin_id",
+    },
+    "direct_costs": {
+        "origin_id",
+        "invoice_number",
+        "created_at",
+        "updated_at",
+        "payment_date",
+        "received_date",
+    },
+    "line_items": {
+        "direct_cost_id",
+        "cost_code_id",
+        "line_item_type_id",
+        "created_at",
+        "updated_at",
+    },
+    "commitments": {
+        "status",
+        "created_at",
+        "updated_at",
+        "include_deleted",
+        "origin_id",
+        "vendor_id",
+    },
+    "change_orders": {
+        "batch_id",
+        "contract_id",
+        "vendor_id",
+        "executed",
+        "status",
+        "created_at",
+        "updated_at",
+    },
 }
-DATE_FIELDS = {"received_date", "payment_date", "direct_cost_date", "billing_date",
-               "contract_date"}
+DATE_FIELDS = {"received_date", "payment_date", "direct_cost_date", "billing_date", "contract_date"}
 
 
-def _apply_filters(rows: list[JSON], filters: dict[str, list[str]], kind: str,
-                   sim: ProcoreSimulator) -> list[JSON]:
+def _apply_filters(
+    rows: list[JSON], filters: dict[str, list[str]], kind: str, sim: ProcoreSimulator
+) -> list[JSON]:
     """Equality / range / array filters Procore documents; unknown names are ignored."""
     allowed = ALLOWED_FILTERS.get(kind, set())
     for name, values in filters.items():
@@ -1356,8 +1618,9 @@ def _apply_filters(rows: list[JSON], filters: dict[str, list[str]], kind: str,
             wanted_ids = _int_values(values)
             rows = [r for r in rows if _vendor_of(r, sim) in wanted_ids]
         else:
-            wanted_text = {part for v in values for part in
-                           (v.split(",") if name.endswith("_id") else [v])}
+            wanted_text = {
+                part for v in values for part in (v.split(",") if name.endswith("_id") else [v])
+            }
             rows = [r for r in rows if _field_text(r, name) in wanted_text]
     if kind == "commitments" and "include_deleted" not in filters:
         rows = [r for r in rows if not r.get("deleted_at")]

@@ -81,50 +81,117 @@ COST_CODES = [
     ("16-100", "Electrical Rough-In"),
     ("26-000", "Electrical"),
 ]
-COST_TYPES = [("L", "Labor"), ("M", "Materials"), ("E", "Equipment"), ("S", "Subcontract"),
-              ("O", "Other")]
+COST_TYPES = [
+    ("L", "Labor"),
+    ("M", "Materials"),
+    ("E", "Equipment"),
+    ("S", "Subcontract"),
+    ("O", "Other"),
+]
 
 # (name, city, how it matches Deltek). Matching kinds:
 #   code = Deltek Vendor number == origin_code; tax = FedID == tax_id (Deltek name differs);
 #   name = normalised names equal; override = mappings.yaml names the firm; none = no firm.
 VENDORS = [
-    ("ABC Concrete Contractors", "code"), ("Allegheny Steel Erectors", "code"),
-    ("Brightline Electric Co.", "code"), ("Capitol Drywall & Acoustics", "code"),
-    ("Delaware Valley Plumbing", "code"), ("Eastern Mechanical Services", "code"),
-    ("Franklin Masonry", "code"), ("Gateway Painting Co.", "code"),
-    ("Hanover Door & Hardware", "code"), ("Interstate Equipment Rental", "code"),
-    ("Juniata Lumber Supply", "code"), ("Keystone Insulation", "code"),
-    ("Liberty Site Contractors", "tax"), ("Mason-Dixon Ready Mix", "tax"),
-    ("Northeast Fire Protection", "tax"), ("Octoraro Glass & Glazing", "tax"),
-    ("Blue Ridge Plumbing & Heating, Inc.", "name"), ("Pioneer Roofing LLC", "name"),
-    ("Quaker City Flooring", "name"), ("Red Rose Rebar", "override"),
-    ("Susquehanna Supply House", "none"), ("Tri-County Waste Hauling", "none"),
-    ("Union Crane Service", "none"), ("Valley Survey Group", "none"),
-    ("Westmoreland Millwork", "none"), ("Yorktowne HVAC Supply", "none"),
-    ("Zeller Temporary Fence", "none"), ("Apex Scaffolding", "none"),
-    ("Bucks County Sitework", "none"), ("Chesapeake Caulking", "none"),
-    ("Dauphin Electrical Wholesale", "none"), ("Erie Architectural Metals", "none"),
-    ("Fulton Tile & Stone", "none"), ("Gettysburg Portable Toilets", "none"),
-    ("Hershey Landscape Co.", "none"), ("Indiana Testing Labs", "none"),
-    ("Johnstown Elevator", "none"), ("Kutztown Signage", "none"),
-    ("Müller Façade Systems GmbH", "none"), ("", "none"),
+    ("ABC Concrete Contractors", "code"),
+    ("Allegheny Steel Erectors", "code"),
+    ("Brightline Electric Co.", "code"),
+    ("Capitol Drywall & Acoustics", "code"),
+    ("Delaware Valley Plumbing", "code"),
+    ("Eastern Mechanical Services", "code"),
+    ("Franklin Masonry", "code"),
+    ("Gateway Painting Co.", "code"),
+    ("Hanover Door & Hardware", "code"),
+    ("Interstate Equipment Rental", "code"),
+    ("Juniata Lumber Supply", "code"),
+    ("Keystone Insulation", "code"),
+    ("Liberty Site Contractors", "tax"),
+    ("Mason-Dixon Ready Mix", "tax"),
+    ("Northeast Fire Protection", "tax"),
+    ("Octoraro Glass & Glazing", "tax"),
+    ("Blue Ridge Plumbing & Heating, Inc.", "name"),
+    ("Pioneer Roofing LLC", "name"),
+    ("Quaker City Flooring", "name"),
+    ("Red Rose Rebar", "override"),
+    ("Susquehanna Supply House", "none"),
+    ("Tri-County Waste Hauling", "none"),
+    ("Union Crane Service", "none"),
+    ("Valley Survey Group", "none"),
+    ("Westmoreland Millwork", "none"),
+    ("Yorktowne HVAC Supply", "none"),
+    ("Zeller Temporary Fence", "none"),
+    ("Apex Scaffolding", "none"),
+    ("Bucks County Sitework", "none"),
+    ("Chesapeake Caulking", "none"),
+    ("Dauphin Electrical Wholesale", "none"),
+    ("Erie Architectural Metals", "none"),
+    ("Fulton Tile & Stone", "none"),
+    ("Gettysburg Portable Toilets", "none"),
+    ("Hershey Landscape Co.", "none"),
+    ("Indiana Testing Labs", "none"),
+    ("Johnstown Elevator", "none"),
+    ("Kutztown Signage", "none"),
+    ("Müller Façade Systems GmbH", "none"),
+    ("", "none"),
 ]
 
-REQUISITION_STATUSES = {"approved": 60, "approved_as_noted": 15, "under_review": 8, "draft": 5,
-                        "revise_and_resubmit": 6, "pending_owner_approval": 6}
+REQUISITION_STATUSES = {
+    "approved": 60,
+    "approved_as_noted": 15,
+    "under_review": 8,
+    "draft": 5,
+    "revise_and_resubmit": 6,
+    "pending_owner_approval": 6,
+}
 DIRECT_COST_STATUSES = {"approved": 70, "pending": 12, "draft": 10, "revise_and_resubmit": 8}
 DIRECT_COST_TYPES = {"invoice": 70, "expense": 20, "payroll": 10}
-WORK_ORDER_STATUSES = {"Approved": 60, "Complete": 12, "Draft": 6, "Out For Bid": 4,
-                       "Out For Signature": 6, "Terminated": 4, "Void": 8}
-PURCHASE_ORDER_STATUSES = {"Approved": 50, "Received": 12, "Partially Received": 10,
-                           "Closed": 8, "Submitted": 8, "Processing": 6, "Draft": 6}
-CHANGE_ORDER_STATUSES = {"approved": 55, "pending": 8, "draft": 6, "pricing": 4,
-                         "not_pricing": 3, "revised": 3, "proceeding": 4, "not_proceeding": 3,
-                         "pending_billable": 3, "no_charge": 3, "rejected": 4, "void": 4}
-BILLABLE_COMMITMENT = {"Approved", "Complete", "Terminated", "Received", "Partially Received",
-                       "Closed"}
-ODD_INVOICE_FORMS = ('INV-{n} "A&B" #3 50% Müller', "R&D #{n} 100%", 'Rechnung {n} "Größe"',
-                     "{n}/A&B%20#x", "Façade-{n} ‘draw’")
+WORK_ORDER_STATUSES = {
+    "Approved": 60,
+    "Complete": 12,
+    "Draft": 6,
+    "Out For Bid": 4,
+    "Out For Signature": 6,
+    "Terminated": 4,
+    "Void": 8,
+}
+PURCHASE_ORDER_STATUSES = {
+    "Approved": 50,
+    "Received": 12,
+    "Partially Received": 10,
+    "Closed": 8,
+    "Submitted": 8,
+    "Processing": 6,
+    "Draft": 6,
+}
+CHANGE_ORDER_STATUSES = {
+    "approved": 55,
+    "pending": 8,
+    "draft": 6,
+    "pricing": 4,
+    "not_pricing": 3,
+    "revised": 3,
+    "proceeding": 4,
+    "not_proceeding": 3,
+    "pending_billable": 3,
+    "no_charge": 3,
+    "rejected": 4,
+    "void": 4,
+}
+BILLABLE_COMMITMENT = {
+    "Approved",
+    "Complete",
+    "Terminated",
+    "Received",
+    "Partially Received",
+    "Closed",
+}
+ODD_INVOICE_FORMS = (
+    'INV-{n} "A&B" #3 50% Müller',
+    "R&D #{n} 100%",
+    'Rechnung {n} "Größe"',
+    "{n}/A&B%20#x",
+    "Façade-{n} ‘draw’",
+)
 
 GL_ACCOUNTS = [  # (account, name, type, status)
     ("1000", "Operating Cash", 1, "A"),
@@ -245,10 +312,17 @@ class _Builder:
     def reference(self) -> None:
         cal = self.cal
         company_ref = {"id": PROCORE_COMPANY_ID, "name": COMPANY_NAME}
-        self.out["companies"] = [{"id": PROCORE_COMPANY_ID, "name": COMPANY_NAME,
-                                  "is_active": True, "logo_url": None,
-                                  "pcn_business_experience": False, "my_company": True,
-                                  "project_id": None}]
+        self.out["companies"] = [
+            {
+                "id": PROCORE_COMPANY_ID,
+                "name": COMPANY_NAME,
+                "is_active": True,
+                "logo_url": None,
+                "pcn_business_experience": False,
+                "my_company": True,
+                "project_id": None,
+            }
+        ]
         seed_created = cal.stamp(cal.first[0] - 30, 9 * 3600)
         seed_updated = cal.stamp(cal.first[0] - 29, 10 * 3600)
         self.projects: list[dict] = []
@@ -259,35 +333,73 @@ class _Builder:
             self.project_months.append((first_month, cal.months))
             start = cal.day(cal.first[first_month])
             created = cal.stamp(cal.first[first_month] - 20, 14 * 3600 + i)
-            self.projects.append({
-                "id": PROJECT_BASE + i, "name": name, "display_name": f"{number} - {name}",
-                "project_number": number, "address": f"{100 + 17 * i} Market Street",
-                "city": city, "state_code": state, "country_code": "US",
-                "zip": f"17{100 + i * 7:03d}", "stage": "Course of Construction", "active": True,
-                "time_zone": "US/Eastern", "start_date": start, "completion_date": None,
-                "origin_id": None, "origin_code": None, "company": dict(company_ref),
-                "created_at": created, "updated_at": created, "project_id": PROJECT_BASE + i,
-            })
+            self.projects.append(
+                {
+                    "id": PROJECT_BASE + i,
+                    "name": name,
+                    "display_name": f"{number} - {name}",
+                    "project_number": number,
+                    "address": f"{100 + 17 * i} Market Street",
+                    "city": city,
+                    "state_code": state,
+                    "country_code": "US",
+                    "zip": f"17{100 + i * 7:03d}",
+                    "stage": "Course of Construction",
+                    "active": True,
+                    "time_zone": "US/Eastern",
+                    "start_date": start,
+                    "completion_date": None,
+                    "origin_id": None,
+                    "origin_code": None,
+                    "company": dict(company_ref),
+                    "created_at": created,
+                    "updated_at": created,
+                    "project_id": PROJECT_BASE + i,
+                }
+            )
         self.out["projects"] = self.projects
         self.vendors = []
         for i, (name, kind) in enumerate(VENDORS):
-            self.vendors.append({
-                "id": VENDOR_BASE + i, "name": name, "company": name,
-                "abbreviated_name": None, "is_active": True, "origin_id": None,
-                "origin_code": _vendor_number(i) if kind == "code" else None,
-                "origin_data": None,
-                "tax_id": _tax_id(i) if kind in ("tax", "code") or i % 3 == 0 else None,
-                "address": f"{200 + i} Industrial Drive", "city": "Harrisburg",
-                "state_code": "PA", "zip": "17111", "country_code": "US",
-                "business_phone": f"717-555-{1000 + i:04d}", "email_address": None,
-                "synced_to_erp": kind == "code", "trade_name": "", "primary_contact": None,
-                "vendor_group": None, "created_at": seed_created, "updated_at": seed_updated,
-                "project_id": None,
-            })
+            self.vendors.append(
+                {
+                    "id": VENDOR_BASE + i,
+                    "name": name,
+                    "company": name,
+                    "abbreviated_name": None,
+                    "is_active": True,
+                    "origin_id": None,
+                    "origin_code": _vendor_number(i) if kind == "code" else None,
+                    "origin_data": None,
+                    "tax_id": _tax_id(i) if kind in ("tax", "code") or i % 3 == 0 else None,
+                    "address": f"{200 + i} Industrial Drive",
+                    "city": "Harrisburg",
+                    "state_code": "PA",
+                    "zip": "17111",
+                    "country_code": "US",
+                    "business_phone": f"717-555-{1000 + i:04d}",
+                    "email_address": None,
+                    "synced_to_erp": kind == "code",
+                    "trade_name": "",
+                    "primary_contact": None,
+                    "vendor_group": None,
+                    "created_at": seed_created,
+                    "updated_at": seed_updated,
+                    "project_id": None,
+                }
+            )
         self.out["vendors"] = self.vendors
-        self.types = [{"id": LINE_ITEM_TYPE_BASE + i, "name": name, "code": code,
-                       "base_type": None, "origin_data": None, "origin_id": None,
-                       "project_id": None} for i, (code, name) in enumerate(COST_TYPES)]
+        self.types = [
+            {
+                "id": LINE_ITEM_TYPE_BASE + i,
+                "name": name,
+                "code": code,
+                "base_type": None,
+                "origin_data": None,
+                "origin_id": None,
+                "project_id": None,
+            }
+            for i, (code, name) in enumerate(COST_TYPES)
+        ]
         self.type_by_code = {t["code"]: t for t in self.types}
         self.out["line_item_types"] = self.types
         self.codes_by_project: dict[int, list[dict]] = {}
@@ -295,17 +407,29 @@ class _Builder:
         for p, project in enumerate(self.projects):
             mine = []
             for c, (full, name) in enumerate(COST_CODES):
-                mine.append({
-                    "id": COST_CODE_BASE + p * 100 + c, "name": name, "full_code": full,
-                    "code": full.split("-")[1], "origin_id": None, "origin_data": None,
-                    "standard_cost_code_id": 371 + c, "biller": project["name"],
-                    "biller_id": project["id"], "biller_type": "Project", "budgeted": True,
-                    "parent": None, "sortable_code": full, "position": c + 1,
-                    "created_at": project["created_at"], "updated_at": project["created_at"],
-                    "deleted_at": None,
-                    "line_item_types": [_type_ref(t) for t in self.types],
-                    "project_id": project["id"],
-                })
+                mine.append(
+                    {
+                        "id": COST_CODE_BASE + p * 100 + c,
+                        "name": name,
+                        "full_code": full,
+                        "code": full.split("-")[1],
+                        "origin_id": None,
+                        "origin_data": None,
+                        "standard_cost_code_id": 371 + c,
+                        "biller": project["name"],
+                        "biller_id": project["id"],
+                        "biller_type": "Project",
+                        "budgeted": True,
+                        "parent": None,
+                        "sortable_code": full,
+                        "position": c + 1,
+                        "created_at": project["created_at"],
+                        "updated_at": project["created_at"],
+                        "deleted_at": None,
+                        "line_item_types": [_type_ref(t) for t in self.types],
+                        "project_id": project["id"],
+                    }
+                )
             self.codes_by_project[project["id"]] = mine
             codes.extend(mine)
         self.out["cost_codes"] = codes
@@ -315,9 +439,11 @@ class _Builder:
             first_month, last_month = self.project_months[p]
             for m in range(first_month, last_month):
                 record = {
-                    "id": BILLING_PERIOD_BASE + p * 1000 + m, "start_date": cal.day(cal.first[m]),
+                    "id": BILLING_PERIOD_BASE + p * 1000 + m,
+                    "start_date": cal.day(cal.first[m]),
                     "end_date": cal.day(cal.month_end(m)),
-                    "due_date": cal.day(cal.month_end(m) - 5), "position": m - first_month + 1,
+                    "due_date": cal.day(cal.month_end(m) - 5),
+                    "position": m - first_month + 1,
                     "status": "open" if m >= last_month - 1 else "closed",
                     "project_id": project["id"],
                 }
@@ -342,12 +468,18 @@ class _Builder:
 
     def line_ref(self, cost_code: dict, cost_type: dict) -> dict:
         return {
-            "cost_code": {"id": cost_code["id"], "name": cost_code["name"],
-                          "full_code": cost_code["full_code"], "origin_id": None},
+            "cost_code": {
+                "id": cost_code["id"],
+                "name": cost_code["name"],
+                "full_code": cost_code["full_code"],
+                "origin_id": None,
+            },
             "line_item_type": _type_ref(cost_type),
-            "wbs_code": {"id": cost_code["id"] * 10 + cost_type["id"] % 10,
-                         "flat_code": f"{cost_code['full_code']}.{cost_type['code']}",
-                         "description": f"{cost_code['name']}.{cost_type['name']}"},
+            "wbs_code": {
+                "id": cost_code["id"] * 10 + cost_type["id"] % 10,
+                "flat_code": f"{cost_code['full_code']}.{cost_type['code']}",
+                "description": f"{cost_code['name']}.{cost_type['name']}",
+            },
         }
 
     # commitments ---------------------------------------------------------------------
@@ -381,37 +513,62 @@ class _Builder:
                 total += cents
                 qty = _rand(rng, 1, 401)
                 line = {
-                    "id": line_id, "amount": money(cents), "total_amount": money(cents),
-                    "extended_amount": money(cents), "quantity": f"{qty}.0",
-                    "unit_cost": money(cents // qty), "uom": "ls" if is_woc else "ea",
+                    "id": line_id,
+                    "amount": money(cents),
+                    "total_amount": money(cents),
+                    "extended_amount": money(cents),
+                    "quantity": f"{qty}.0",
+                    "unit_cost": money(cents // qty),
+                    "uom": "ls" if is_woc else "ea",
                     "description": f"{code['name']} - {ctype['name']}",
-                    "extended_type": "manual", "position": pos_n, "tax_code_id": None,
-                    "cost_code_id": code["id"], "line_item_type_id": ctype["id"],
+                    "extended_type": "manual",
+                    "position": pos_n,
+                    "tax_code_id": None,
+                    "cost_code_id": code["id"],
+                    "line_item_type_id": ctype["id"],
                     **self.line_ref(code, ctype),
-                    "holder": {"id": COMMITMENT_BASE + i,
-                               "holder_type": "WorkOrderContract" if is_woc
-                               else "PurchaseOrderContract"},
-                    "origin_id": None, "created_at": created, "updated_at": updated,
+                    "holder": {
+                        "id": COMMITMENT_BASE + i,
+                        "holder_type": "WorkOrderContract" if is_woc else "PurchaseOrderContract",
+                    },
+                    "origin_id": None,
+                    "created_at": created,
+                    "updated_at": updated,
                     "project_id": project["id"],
                 }
                 line_id += 1
                 lines.append(line)
             record = {
-                "id": COMMITMENT_BASE + i, "number": f"{prefix}-{numbers[(p, prefix)]:03d}",
+                "id": COMMITMENT_BASE + i,
+                "number": f"{prefix}-{numbers[(p, prefix)]:03d}",
                 "title": f"{vendor['name'] or 'Unnamed vendor'} - {codes[0]['name']}",
-                "status": status, "executed": status in BILLABLE_COMMITMENT,
-                "private": False, "accounting_method": "amount",
-                "grand_total": money(total), "revised_contract": money(total),
-                "approved_change_orders": "0.00", "pending_change_orders": "0.00",
-                "total_payments": "0.00", "total_requisitions_amount": "0.00",
+                "status": status,
+                "executed": status in BILLABLE_COMMITMENT,
+                "private": False,
+                "accounting_method": "amount",
+                "grand_total": money(total),
+                "revised_contract": money(total),
+                "approved_change_orders": "0.00",
+                "pending_change_orders": "0.00",
+                "total_payments": "0.00",
+                "total_requisitions_amount": "0.00",
                 "remaining_balance_outstanding": money(total),
                 "retainage_percent": "10.0" if is_woc else None,
-                "contract_date": cal.day(day), "origin_id": None, "origin_code": None,
+                "contract_date": cal.day(day),
+                "origin_id": None,
+                "origin_code": None,
                 "project": {"id": project["id"], "name": project["name"]},
-                "vendor": {"id": vendor["id"], "company": vendor["name"], "origin_id": None,
-                           "origin_data": None},
-                "created_at": created, "updated_at": updated, "deleted_at": None,
-                "line_items": lines, "project_id": project["id"],
+                "vendor": {
+                    "id": vendor["id"],
+                    "company": vendor["name"],
+                    "origin_id": None,
+                    "origin_data": None,
+                },
+                "created_at": created,
+                "updated_at": updated,
+                "deleted_at": None,
+                "line_items": lines,
+                "project_id": project["id"],
                 "_month": month,
             }
             (wocs if is_woc else pos).append(record)
@@ -438,39 +595,59 @@ class _Builder:
             sign = -1 if rng.random() < 0.12 else 1
             lines = []
             total = 0
-            for line in rng.sample(contract["line_items"],
-                                   min(len(contract["line_items"]), _rand(rng, 1, 3))):
+            for line in rng.sample(
+                contract["line_items"], min(len(contract["line_items"]), _rand(rng, 1, 3))
+            ):
                 cents = sign * (_rand(rng, 500, 40_000) * 100 + rng.choice((0, 75)))
                 total += cents
-                lines.append({
-                    "id": line_id, "description": f"Change to {line['description']}",
-                    "amount": money(cents), "quantity": "1.0", "unit_cost": money(cents),
-                    "uom": "ls", "cost_code_id": line["cost_code_id"],
-                    "line_item_type_id": line["line_item_type_id"],
-                    "cost_code": dict(line["cost_code"]),
-                    "line_item_type": dict(line["line_item_type"]),
-                    "contract_line_item_id": line["id"], "created_at": created,
-                    "updated_at": updated, "project_id": contract["project_id"],
-                })
+                lines.append(
+                    {
+                        "id": line_id,
+                        "description": f"Change to {line['description']}",
+                        "amount": money(cents),
+                        "quantity": "1.0",
+                        "unit_cost": money(cents),
+                        "uom": "ls",
+                        "cost_code_id": line["cost_code_id"],
+                        "line_item_type_id": line["line_item_type_id"],
+                        "cost_code": dict(line["cost_code"]),
+                        "line_item_type": dict(line["line_item_type"]),
+                        "contract_line_item_id": line["id"],
+                        "created_at": created,
+                        "updated_at": updated,
+                        "project_id": contract["project_id"],
+                    }
+                )
                 line_id += 1
             reviewed = status in ("approved", "rejected", "void", "no_charge")
-            orders.append({
-                "id": CHANGE_ORDER_BASE + i, "type": "CommitmentChangeOrder",
-                "contract_id": contract["id"], "batch_id": None,
-                "number": f"{per_contract[contract['id']]:03d}",
-                "title": f"CO {per_contract[contract['id']]:03d} on {contract['number']}",
-                "description": "Owner-directed change" if sign > 0 else "Scope reduction",
-                "status": status, "executed": status == "approved", "paid": False,
-                "grand_total": money(total), "revision": 0,
-                "due_date": cal.day(min(day + 14, cal.end_ordinal)), "invoiced_date": None,
-                "reviewed_at": cal.stamp(day, 16 * 3600 + i % 3600) if reviewed else None,
-                "created_at": created, "updated_at": updated,
-                "created_by": {"id": USER_ID, "name": "Pat Project-Manager"},
-                "reviewed_by": {"id": USER_ID, "name": "Pat Project-Manager"}
-                if reviewed else None,
-                "change_order_change_reason": {"id": 1, "change_reason": "Owner Request"},
-                "line_items": lines, "project_id": contract["project_id"],
-            })
+            orders.append(
+                {
+                    "id": CHANGE_ORDER_BASE + i,
+                    "type": "CommitmentChangeOrder",
+                    "contract_id": contract["id"],
+                    "batch_id": None,
+                    "number": f"{per_contract[contract['id']]:03d}",
+                    "title": f"CO {per_contract[contract['id']]:03d} on {contract['number']}",
+                    "description": "Owner-directed change" if sign > 0 else "Scope reduction",
+                    "status": status,
+                    "executed": status == "approved",
+                    "paid": False,
+                    "grand_total": money(total),
+                    "revision": 0,
+                    "due_date": cal.day(min(day + 14, cal.end_ordinal)),
+                    "invoiced_date": None,
+                    "reviewed_at": cal.stamp(day, 16 * 3600 + i % 3600) if reviewed else None,
+                    "created_at": created,
+                    "updated_at": updated,
+                    "created_by": {"id": USER_ID, "name": "Pat Project-Manager"},
+                    "reviewed_by": {"id": USER_ID, "name": "Pat Project-Manager"}
+                    if reviewed
+                    else None,
+                    "change_order_change_reason": {"id": 1, "change_reason": "Owner Request"},
+                    "line_items": lines,
+                    "project_id": contract["project_id"],
+                }
+            )
         self.out["commitment_change_orders"] = orders
 
     def _project_index(self, project_id: int) -> int:
@@ -480,9 +657,11 @@ class _Builder:
     def requisitions(self, count: int) -> None:
         rng, cal = self.rng, self.cal
         pick = _Picker(REQUISITION_STATUSES, rng)
-        contracts = [c for c in self.out["work_order_contracts"]
-                     + self.out["purchase_order_contracts"]
-                     if c["status"] in BILLABLE_COMMITMENT]
+        contracts = [
+            c
+            for c in self.out["work_order_contracts"] + self.out["purchase_order_contracts"]
+            if c["status"] in BILLABLE_COMMITMENT
+        ]
         contracts.sort(key=lambda c: c["id"])
         shares: dict[int, int] = {}
         for _ in range(count):
@@ -497,8 +676,7 @@ class _Builder:
             project_id = contract["project_id"]
             last_month = self.project_months[self._project_index(project_id)][1]
             span = list(range(min(contract["_month"] + 1, last_month - 1), last_month))
-            months = sorted(rng.sample(span, n) if n <= len(span)
-                            else rng.choices(span, k=n))
+            months = sorted(rng.sample(span, n) if n <= len(span) else rng.choices(span, k=n))
             done = {line["id"]: 0 for line in contract["line_items"]}
             retained_total = 0
             previous_id = None
@@ -518,21 +696,25 @@ class _Builder:
                     done[line["id"]] += work + stored
                     period_total += work + stored
                     period_retained += work_ret + stored_ret
-                    items.append({
-                        "id": item_id, "item_type": "contract_item",
-                        "accounting_method": "amount", "cost_code_id": line["cost_code_id"],
-                        "line_item_id": line["id"],
-                        "description_of_work": line["description"],
-                        "scheduled_value": line["amount"],
-                        "work_completed_from_previous_application": money(previous),
-                        "work_completed_this_period": money(work),
-                        "materials_presently_stored": money(stored),
-                        "work_completed_retainage_retained_this_period": money(work_ret),
-                        "materials_stored_retainage_retained_this_period": money(stored_ret),
-                        "total_completed_and_stored_to_date": money(done[line["id"]]),
-                        "net_amount": money(work + stored - work_ret - stored_ret),
-                        "position": position,
-                    })
+                    items.append(
+                        {
+                            "id": item_id,
+                            "item_type": "contract_item",
+                            "accounting_method": "amount",
+                            "cost_code_id": line["cost_code_id"],
+                            "line_item_id": line["id"],
+                            "description_of_work": line["description"],
+                            "scheduled_value": line["amount"],
+                            "work_completed_from_previous_application": money(previous),
+                            "work_completed_this_period": money(work),
+                            "materials_presently_stored": money(stored),
+                            "work_completed_retainage_retained_this_period": money(work_ret),
+                            "materials_stored_retainage_retained_this_period": money(stored_ret),
+                            "total_completed_and_stored_to_date": money(done[line["id"]]),
+                            "net_amount": money(work + stored - work_ret - stored_ret),
+                            "position": position,
+                        }
+                    )
                     item_id += 1
                 retained_total += period_retained
                 status = pick()
@@ -541,45 +723,64 @@ class _Builder:
                 created, updated = _times(rng, cal, billing_day)
                 contract_total = _cents(contract["grand_total"])
                 completed = sum(done.values())
-                requisitions.append({
-                    "id": rid, "project_id": project_id, "commitment_id": contract["id"],
-                    "commitment_type": "WorkOrderContract" if is_woc
-                    else "PurchaseOrderContract",
-                    "contract_name": contract["title"], "vendor_id": vendor["id"],
-                    "vendor_name": vendor["name"],
-                    "invoice_number": None if status == "draft" and number % 2
-                    else self.invoice_number(),
-                    "number": number, "period_id": period["id"],
-                    "billing_date": cal.day(billing_day),
-                    "requisition_start": period["start_date"],
-                    "requisition_end": period["end_date"], "status": status,
-                    "erp_status": None, "submitted_at": cal.day(billing_day),
-                    "payment_date": None, "final": False,
-                    "percent_complete": f"{completed * 100 / max(contract_total, 1):.2f}%",
-                    "total_claimed_amount": money(period_total), "origin_id": None,
-                    "origin_data": None, "comment": None,
-                    "created_at": created, "updated_at": updated,
-                    "previous_requisition_id": previous_id,
-                    "created_by": {"id": USER_ID + 1 + vendor["id"] % 50,
-                                   "name": "Vendor billing contact",
-                                   "login": f"billing{vendor['id']}@vendor.example",
-                                   "company_name": vendor["name"]},
-                    "currency_configuration": {"currency_iso_code": "USD"},
-                    "summary": {
-                        "original_contract_sum": contract["grand_total"],
-                        "net_change_by_change_orders": "0.00",
-                        "contract_sum_to_date": contract["grand_total"],
-                        "total_completed_and_stored_to_date": money(completed),
-                        "total_retainage": money(retained_total),
-                        "total_earned_less_retainage": money(completed - retained_total),
-                        "less_previous_certificates_for_payment":
-                            money(completed - period_total - (retained_total - period_retained)),
-                        "current_payment_due": money(period_total - period_retained),
-                        "balance_to_finish_including_retainage":
-                            money(contract_total - completed + retained_total),
-                    },
-                    "items": items, "item_packages": [],
-                })
+                requisitions.append(
+                    {
+                        "id": rid,
+                        "project_id": project_id,
+                        "commitment_id": contract["id"],
+                        "commitment_type": "WorkOrderContract"
+                        if is_woc
+                        else "PurchaseOrderContract",
+                        "contract_name": contract["title"],
+                        "vendor_id": vendor["id"],
+                        "vendor_name": vendor["name"],
+                        "invoice_number": None
+                        if status == "draft" and number % 2
+                        else self.invoice_number(),
+                        "number": number,
+                        "period_id": period["id"],
+                        "billing_date": cal.day(billing_day),
+                        "requisition_start": period["start_date"],
+                        "requisition_end": period["end_date"],
+                        "status": status,
+                        "erp_status": None,
+                        "submitted_at": cal.day(billing_day),
+                        "payment_date": None,
+                        "final": False,
+                        "percent_complete": f"{completed * 100 / max(contract_total, 1):.2f}%",
+                        "total_claimed_amount": money(period_total),
+                        "origin_id": None,
+                        "origin_data": None,
+                        "comment": None,
+                        "created_at": created,
+                        "updated_at": updated,
+                        "previous_requisition_id": previous_id,
+                        "created_by": {
+                            "id": USER_ID + 1 + vendor["id"] % 50,
+                            "name": "Vendor billing contact",
+                            "login": f"billing{vendor['id']}@vendor.example",
+                            "company_name": vendor["name"],
+                        },
+                        "currency_configuration": {"currency_iso_code": "USD"},
+                        "summary": {
+                            "original_contract_sum": contract["grand_total"],
+                            "net_change_by_change_orders": "0.00",
+                            "contract_sum_to_date": contract["grand_total"],
+                            "total_completed_and_stored_to_date": money(completed),
+                            "total_retainage": money(retained_total),
+                            "total_earned_less_retainage": money(completed - retained_total),
+                            "less_previous_certificates_for_payment": money(
+                                completed - period_total - (retained_total - period_retained)
+                            ),
+                            "current_payment_due": money(period_total - period_retained),
+                            "balance_to_finish_including_retainage": money(
+                                contract_total - completed + retained_total
+                            ),
+                        },
+                        "items": items,
+                        "item_packages": [],
+                    }
+                )
                 previous_id = rid
                 rid += 1
         requisitions.sort(key=lambda r: r["id"])
@@ -609,33 +810,57 @@ class _Builder:
                 cents = _rand(rng, 2_000, 2_500_000)
                 total += cents
                 qty = _rand(rng, 1, 121)
-                lines.append({
-                    "id": line_id, "description": f"{code['name']} {ctype['name'].lower()}",
-                    "amount": money(cents), "total_amount": money(cents),
-                    "quantity": f"{qty}.0", "unit_cost": money(cents // qty),
-                    "uom": "ea", "extended_type": "manual",
-                    "cost_code_id": code["id"], "line_item_type_id": ctype["id"],
-                    **self.line_ref(code, ctype),
-                    "created_at": created, "updated_at": updated,
-                })
+                lines.append(
+                    {
+                        "id": line_id,
+                        "description": f"{code['name']} {ctype['name'].lower()}",
+                        "amount": money(cents),
+                        "total_amount": money(cents),
+                        "quantity": f"{qty}.0",
+                        "unit_cost": money(cents // qty),
+                        "uom": "ea",
+                        "extended_type": "manual",
+                        "cost_code_id": code["id"],
+                        "line_item_type_id": ctype["id"],
+                        **self.line_ref(code, ctype),
+                        "created_at": created,
+                        "updated_at": updated,
+                    }
+                )
                 line_id += 1
             received = min(day + _rand(rng, 0, 13), cal.end_ordinal)
-            costs.append({
-                "id": DIRECT_COST_BASE + i, "direct_cost_type": kind, "status": status,
-                "invoice_number": self.invoice_number() if kind != "payroll"
-                else f"PR-{cal.day(day)}-{i}",
-                "description": {"invoice": "Supplier invoice", "expense": "Field expense",
-                                "payroll": "Weekly payroll"}[kind] + f" {cal.day(day)[:7]}",
-                "direct_cost_date": cal.day(day), "received_date": cal.day(received),
-                "payment_date": None, "terms": "Net 30", "grand_total": money(total),
-                "vendor": {"id": vendor["id"], "name": vendor["name"]} if vendor else None,
-                "vendor_id": vendor["id"] if vendor else None,
-                "vendor_name": vendor["name"] if vendor else None,
-                "employee": {"id": USER_ID + 7, "name": "Field Crew"}
-                if kind == "payroll" else None,
-                "origin_id": None, "created_at": created, "updated_at": updated,
-                "line_items": lines, "project_id": project["id"],
-            })
+            costs.append(
+                {
+                    "id": DIRECT_COST_BASE + i,
+                    "direct_cost_type": kind,
+                    "status": status,
+                    "invoice_number": self.invoice_number()
+                    if kind != "payroll"
+                    else f"PR-{cal.day(day)}-{i}",
+                    "description": {
+                        "invoice": "Supplier invoice",
+                        "expense": "Field expense",
+                        "payroll": "Weekly payroll",
+                    }[kind]
+                    + f" {cal.day(day)[:7]}",
+                    "direct_cost_date": cal.day(day),
+                    "received_date": cal.day(received),
+                    "payment_date": None,
+                    "terms": "Net 30",
+                    "grand_total": money(total),
+                    "vendor": {"id": vendor["id"], "name": vendor["name"]} if vendor else None,
+                    "vendor_id": vendor["id"] if vendor else None,
+                    "vendor_name": vendor["name"] if vendor else None,
+                    "employee": {"id": USER_ID + 7, "name": "Field Crew"}
+                    if kind == "payroll"
+                    else None,
+                    "origin_id": None,
+                    "created_at": created,
+                    "updated_at": updated,
+                    "line_items": lines,
+                    "project_id": project["id"],
+                }
+            )
         self.out["direct_costs"] = costs
 
     def ensure_unmapped_pair(self) -> None:
@@ -643,24 +868,31 @@ class _Builder:
         code_name, type_code = UNMAPPED_PAIR
         for cost in self.out["direct_costs"]:
             if cost["status"] == "approved" and any(
-                    line["cost_code"]["full_code"] == code_name
-                    and line["line_item_type"]["code"] == type_code
-                    for line in cost["line_items"]):
+                line["cost_code"]["full_code"] == code_name
+                and line["line_item_type"]["code"] == type_code
+                for line in cost["line_items"]
+            ):
                 return
         for cost in self.out["direct_costs"]:
             if cost["status"] == "approved" and cost["direct_cost_type"] == "invoice":
                 line = cost["line_items"][0]
-                code = next(c for c in self.codes_by_project[cost["project_id"]]
-                            if c["full_code"] == code_name)
+                code = next(
+                    c
+                    for c in self.codes_by_project[cost["project_id"]]
+                    if c["full_code"] == code_name
+                )
                 ctype = self.type_by_code[type_code]
-                line.update(cost_code_id=code["id"], line_item_type_id=ctype["id"],
-                            description=f"{code['name']} equipment", **self.line_ref(code, ctype))
+                line.update(
+                    cost_code_id=code["id"],
+                    line_item_type_id=ctype["id"],
+                    description=f"{code['name']} equipment",
+                    **self.line_ref(code, ctype),
+                )
                 return
 
     def build(self) -> dict[str, list[dict]]:
         self.reference()
-        self.vendor_weights = list(accumulate(0.2 if not v["name"] else 1.0
-                                              for v in self.vendors))
+        self.vendor_weights = list(accumulate(0.2 if not v["name"] else 1.0 for v in self.vendors))
         self.project_indexes = list(range(len(self.projects)))
         self.project_weights = list(accumulate(row[6] for row in PROJECTS))
         n_commit = max(14, self.records // 10)
@@ -723,58 +955,136 @@ def _deltek(rng: random.Random, cal: _Calendar, procore: dict[str, list[dict]]) 
         if kind == "none":
             continue
         number = _vendor_number(i) if kind != "override" else "RRR-STEEL"
-        firms.append({
-            "ClientID": _client_id(rng), "Client": number, "Name": _deltek_name(name, kind),
-            "Status": "A", "ClientInd": "N", "VendorInd": "Y", "Vendor": number, "Type": "",
-            "FedID": _tax_id(i) if kind in ("code", "tax") else "",
-            "PrimaryCity": "Harrisburg", "CreateDate": created, "ModDate": created,
-        })
-    owners = ["Riverside Health System", "Harbor View Partners LP", "Lancaster School District",
-              "Northgate Logistics LLC", "City of Reading"]
+        firms.append(
+            {
+                "ClientID": _client_id(rng),
+                "Client": number,
+                "Name": _deltek_name(name, kind),
+                "Status": "A",
+                "ClientInd": "N",
+                "VendorInd": "Y",
+                "Vendor": number,
+                "Type": "",
+                "FedID": _tax_id(i) if kind in ("code", "tax") else "",
+                "PrimaryCity": "Harrisburg",
+                "CreateDate": created,
+                "ModDate": created,
+            }
+        )
+    owners = [
+        "Riverside Health System",
+        "Harbor View Partners LP",
+        "Lancaster School District",
+        "Northgate Logistics LLC",
+        "City of Reading",
+    ]
     owner_ids = []
     for i, name in enumerate(owners):
         owner_ids.append(_client_id(rng))
-        firms.append({"ClientID": owner_ids[-1], "Client": f"C{1001 + i}", "Name": name,
-                      "Status": "A", "ClientInd": "Y", "VendorInd": "N", "Vendor": "",
-                      "Type": "", "FedID": "", "PrimaryCity": "Harrisburg",
-                      "CreateDate": created, "ModDate": created})
-    firms.append({"ClientID": _client_id(rng), "Client": "0000030999", "Name": "Old Town Hauling",
-                  "Status": "I", "ClientInd": "N", "VendorInd": "Y", "Vendor": "0000030999",
-                  "Type": "", "FedID": "", "PrimaryCity": "York", "CreateDate": created,
-                  "ModDate": created})
+        firms.append(
+            {
+                "ClientID": owner_ids[-1],
+                "Client": f"C{1001 + i}",
+                "Name": name,
+                "Status": "A",
+                "ClientInd": "Y",
+                "VendorInd": "N",
+                "Vendor": "",
+                "Type": "",
+                "FedID": "",
+                "PrimaryCity": "Harrisburg",
+                "CreateDate": created,
+                "ModDate": created,
+            }
+        )
+    firms.append(
+        {
+            "ClientID": _client_id(rng),
+            "Client": "0000030999",
+            "Name": "Old Town Hauling",
+            "Status": "I",
+            "ClientInd": "N",
+            "VendorInd": "Y",
+            "Vendor": "0000030999",
+            "Type": "",
+            "FedID": "",
+            "PrimaryCity": "York",
+            "CreateDate": created,
+            "ModDate": created,
+        }
+    )
     projects = []
     for i, (number, name, *_rest) in enumerate(PROJECTS):
         if not PROJECTS[i][4]:
             continue
-        base = {"WBS1": number, "WBS2": "", "WBS3": "", "Name": name[:40], "LongName": name,
-                "ChargeType": "R", "SubLevel": "Y" if number == PHASED_PROJECT else "N",
-                "Status": "A", "Org": "01:PM", "ClientID": owner_ids[i % len(owner_ids)],
-                "StartDate": procore["projects"][i]["start_date"] + "T00:00:00.000",
-                "EndDate": "", "ProjectCurrencyCode": "USD", "ModDate": created}
+        base = {
+            "WBS1": number,
+            "WBS2": "",
+            "WBS3": "",
+            "Name": name[:40],
+            "LongName": name,
+            "ChargeType": "R",
+            "SubLevel": "Y" if number == PHASED_PROJECT else "N",
+            "Status": "A",
+            "Org": "01:PM",
+            "ClientID": owner_ids[i % len(owner_ids)],
+            "StartDate": procore["projects"][i]["start_date"] + "T00:00:00.000",
+            "EndDate": "",
+            "ProjectCurrencyCode": "USD",
+            "ModDate": created,
+        }
         projects.append(base)
         if number == PHASED_PROJECT:
             for wbs2, phase in (("PRECON", "Preconstruction"), ("CONST", "Construction")):
-                projects.append({**base, "WBS2": wbs2, "Name": phase, "LongName": phase,
-                                 "SubLevel": "N"})
+                projects.append(
+                    {**base, "WBS2": wbs2, "Name": phase, "LongName": phase, "SubLevel": "N"}
+                )
     number, name = INACTIVE_DELTEK_PROJECT
-    projects.append({"WBS1": number, "WBS2": "", "WBS3": "", "Name": name, "LongName": name,
-                     "ChargeType": "R", "SubLevel": "N", "Status": "I", "Org": "01:PM",
-                     "ClientID": owner_ids[-1], "StartDate": dt(cal.first[0] - 700),
-                     "EndDate": dt(cal.first[0] - 60), "ProjectCurrencyCode": "USD",
-                     "ModDate": created})
-    accounts = [{"Account": acct, "Name": name, "Type": kind, "Status": status,
-                 "GlobalAccount": "N", "AccountCurrencyCode": "USD"}
-                for acct, name, kind, status in GL_ACCOUNTS]
+    projects.append(
+        {
+            "WBS1": number,
+            "WBS2": "",
+            "WBS3": "",
+            "Name": name,
+            "LongName": name,
+            "ChargeType": "R",
+            "SubLevel": "N",
+            "Status": "I",
+            "Org": "01:PM",
+            "ClientID": owner_ids[-1],
+            "StartDate": dt(cal.first[0] - 700),
+            "EndDate": dt(cal.first[0] - 60),
+            "ProjectCurrencyCode": "USD",
+            "ModDate": created,
+        }
+    )
+    accounts = [
+        {
+            "Account": acct,
+            "Name": name,
+            "Type": kind,
+            "Status": status,
+            "GlobalAccount": "N",
+            "AccountCurrencyCode": "USD",
+        }
+        for acct, name, kind, status in GL_ACCOUNTS
+    ]
     end = cal.starts[-1]
-    return {"firms": firms, "projects": projects, "accounts": accounts,
-            "active_period": end.year * 100 + end.month, "company": DELTEK_COMPANY}
+    return {
+        "firms": firms,
+        "projects": projects,
+        "accounts": accounts,
+        "active_period": end.year * 100 + end.month,
+        "company": DELTEK_COMPANY,
+    }
 
 
 def _mappings_yaml(procore: dict[str, list[dict]]) -> str:
     """GL rules cover every used pair except UNMAPPED_PAIR; no catch-all."""
     phased = next(p for p in procore["projects"] if p["project_number"] == PHASED_PROJECT)
-    override = next(v for v in procore["vendors"] if VENDORS[v["id"] - VENDOR_BASE][1]
-                    == "override")
+    override = next(
+        v for v in procore["vendors"] if VENDORS[v["id"] - VENDOR_BASE][1] == "override"
+    )
     lines = [
         "# Generated by deltek_procore.sandbox.seed for the sandbox data set.",
         "defaults:",
@@ -793,8 +1103,9 @@ def _mappings_yaml(procore: dict[str, list[dict]]) -> str:
     ]
 
     def rule(code: str, ctype: str, account: str) -> None:
-        lines.extend([f'  - cost_code: "{code}"', f"    cost_type: {ctype}",
-                      f'    account: "{account}"'])
+        lines.extend(
+            [f'  - cost_code: "{code}"', f"    cost_type: {ctype}", f'    account: "{account}"']
+        )
 
     rule("01-*", "L", "5310")
     rule("*", "L", "5300")
@@ -810,12 +1121,16 @@ def _mappings_yaml(procore: dict[str, list[dict]]) -> str:
 
 def _summary(procore: dict[str, list[dict]]) -> dict:
     counts = {key: len(rows) for key, rows in procore.items()}
-    matches = {kind: [name for name, k in VENDORS if k == kind]
-               for kind in ("code", "tax", "name", "override", "none")}
+    matches = {
+        kind: [name for name, k in VENDORS if k == kind]
+        for kind in ("code", "tax", "name", "override", "none")
+    }
     return {
         "counts": counts,
-        "records": counts["requisitions"] + counts["direct_costs"]
-        + counts["work_order_contracts"] + counts["purchase_order_contracts"]
+        "records": counts["requisitions"]
+        + counts["direct_costs"]
+        + counts["work_order_contracts"]
+        + counts["purchase_order_contracts"]
         + counts["commitment_change_orders"],
         "unmapped_pair": list(UNMAPPED_PAIR),
         "unmatched_project": next(p[0] for p in PROJECTS if not p[4]),
@@ -825,8 +1140,9 @@ def _summary(procore: dict[str, list[dict]]) -> dict:
     }
 
 
-def build(records: int = 2000, seed: int = 42, end_month: str = "2026-10",
-          months: int = 24) -> SandboxData:
+def build(
+    records: int = 2000, seed: int = 42, end_month: str = "2026-10", months: int = 24
+) -> SandboxData:
     """Generate the sandbox world; `records` ~= invoices + direct costs + commitments + COs."""
     builder = _Builder(records, seed, end_month, months)
     collecting = gc.isenabled()
@@ -837,5 +1153,9 @@ def build(records: int = 2000, seed: int = 42, end_month: str = "2026-10",
         if collecting:
             gc.enable()
     deltek = _deltek(builder.rng, builder.cal, procore)
-    return SandboxData(procore=procore, deltek=deltek, mappings_yaml=_mappings_yaml(procore),
-                       summary=_summary(procore))
+    return SandboxData(
+        procore=procore,
+        deltek=deltek,
+        mappings_yaml=_mappings_yaml(procore),
+        summary=_summary(procore),
+    )

@@ -417,6 +417,13 @@ def test_set_record_fires_webhook_with_configured_authorization(world) -> None:
         params={"filters[updated_at]": f"{changed['updated_at']}...{changed['updated_at']}"},
         timeout=10).json()
     assert [d["id"] for d in updated] == [cost["id"]]
+    lines = requests.get(
+        f"{url}/rest/v1.0/projects/{cost['project_id']}/direct_costs/line_items",
+        headers=headers, timeout=10,
+        params={"filters[updated_at]": f"{changed['updated_at']}...{changed['updated_at']}"},
+    ).json()
+    assert [li["id"] for li in lines] == [changed["line_items"][-1]["id"]]
+    assert lines[0]["amount"] == changed["line_items"][-1]["amount"]
     # requisitions have no webhook resource: an edit is silent
     sim.set_record("requisitions", sim.data.procore["requisitions"][0]["id"],
                    {"status": "approved"})

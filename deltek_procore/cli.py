@@ -1,0 +1,595 @@
+"""The `deltek-procore` command.
+
+Every sub-command has --help, exits non-zero with a one-line reason on failure,
+and never prints a secret. `sync` and `backfill` run the same Dagster job the UI
+runs, in-process, on the instance under DAGSTER_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
+class CliError(Exception):
+    """A failure with a one-line reason for the operator."""
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to ./.dagster_home with the repo's dagster.yaml (SQLite)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        if REPO_DAGSTER_YAML.exists():
+            shutil.copyfile(REPO_DAGSTER_YAML, target)
+        else:
+            target.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _store():
+    from deltek_procore.state.store import StateStore
+
+    return StateStore()
+
+
+def _mapping():
+    from deltek_procore.mapping.config import load_mapping
+
+    return load_mapping()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], limit: int = 50) -> str:
+    if not rows:
+        return "  (none)"
+    shown = rows[:limit]
+    widths = {c: min(60, max(len(c), *(len(str(r.get(c, ""))) for r in shown))) for c in columns}
+    lines = ["  " + "  ".join(c.ljust(widths[c]) for c in columns)]
+    for r in shown:
+        lines.append(
+            "  " + "  ".join(str(r.get(c, ""))[: widths[c]].ljust(widths[c]) for c in columns)
+        )
+    if len(rows) > limit:
+        lines.append(f"  ... and {len(rows) - limit} more (see `deltek-procore status --json`)")
+    return "\n".join(lines)
+
+
+# ---- running the Dagster job in-process ----------------------------------------------------------
+def run_sync_job(
+    periods: list[str], *, plan_only: bool = False
+) -> tuple[bool, str, dict[str, Any]]:
+    """Run the `sync` job for one month or a range; returns (success, run id, reports)."""
+    import dagster as dg
+
+    from deltek_procore.definitions import defs
+
+    ensure_dagster_home()
+    job = defs.resolve_job_def("sync")
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if plan_only:
+        run_config["ops"] = {
+            "deltek_ap_invoices": {"config": {"plan_only": True}},
+            "deltek_commitment_journal_entries": {"config": {"plan_only": True}},
+        }
+    kwargs: dict[str, Any] = {"run_config": run_config, "raise_on_error": False}
+    if len(periods) == 1:
+        kwargs["partition_key"] = periods[0]
+    else:
+        kwargs["tags"] = {
+            "dagster/asset_partition_range_start": periods[0],
+            "dagster/asset_partition_range_end": periods[-1],
+        }
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, **kwargs)
+        failures = [
+            f"{ev.step_key}: {ev.event_specific_data.error.message.strip()}"
+            for ev in result.all_events
+            if ev.event_type_value == "STEP_FAILURE"
+        ]
+    store = _store()
+    reports = {}
+    for name in ("deltek_ap_invoices", "deltek_commitment_journal_entries"):
+        report = store.get_reference(f"report:{name}")
+        if report and report.get("run_id") == result.run_id:
+            reports[name] = report
+    if failures:
+        reports["failures"] = failures
+    return result.success, result.run_id, reports
+
+
+def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only: bool) -> int:
+    failures = reports.pop("failures", [])
+    if as_json:
+        _print_json({"run_id": run_id, "postings": reports, "failures": failures})
+    else:
+        print(f"run {run_id}")
+        for name, rep in reports.items():
+            counts = rep["counts"]
+            print(f"\n{name}  ({rep['periods'][0]} .. {rep['periods'][-1]})")
+            print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "  nothing")
+            if not plan_only:
+                print(
+                    f"  posted total {rep['posted_total']}   adopted total {rep['adopted_total']}"
+                )
+                for check, value in rep.get("checks", {}).items():
+                    mark = "ok  " if value["passed"] else "FAIL"
+                    print(f"  check {mark} {check}: {value['detail']}")
+            rows = rep.get("results", [])
+            if plan_only:
+                changes = [r for r in rows if r.get("action") not in ("skip",)]
+                print(
+                    _table(
+                        changes,
+                        (
+                            "kind",
+                            "record_id",
+                            "period",
+                            "action",
+                            "vendor",
+                            "document",
+                            "account",
+                            "amount",
+                            "reason",
+                        ),
+                        100,
+                    )
+                )
+            quarantined = rep.get("quarantined", [])
+            if quarantined:
+                print(f"  quarantined ({len(quarantined)}), by reason (fix, then sync again):")
+                reasons: dict[str, int] = {}
+                for row in quarantined:
+                    reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+                for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:15]:
+                    print(f"    {n:>5} x {reason}")
+                print("    (every record: `deltek-procore status`; one record: `replay KIND ID --explain`)")
+        for failure in failures:
+            print(f"FAILED {failure}", file=sys.stderr)
+    failed = sum(
+        rep["counts"].get("failed", 0) + rep["counts"].get("aborted", 0) for rep in reports.values()
+    )
+    return EXIT_FAILED if failures or failed or not reports else EXIT_OK
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def cmd_sync(args: argparse.Namespace) -> int:
+    from deltek_procore.posting.periods import parse_period
+
+    period = parse_period(args.period)
+    if args.plan:
+        return _plan_only([period], args.json)
+    ok, run_id, reports = run_sync_job([period])
+    return _summarise(reports, run_id, as_json=args.json, plan_only=False)
+
+
+def _plan_only(periods: list[str], as_json: bool) -> int:
+    """Read both systems, compute the plan, write nothing to Deltek."""
+    from deltek_procore import connections
+    from deltek_procore.pipeline import reference
+    from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, run_postings
+
+    store, mapping = _store(), _mapping()
+    procore, deltek = connections.procore_client(), connections.deltek_client()
+    refresh_procore(procore, store)
+    reference.refresh_deltek(deltek, store)
+    reference.build_project_map(store, mapping)
+    reference.build_vendor_map(store, mapping, deltek, create=False)
+    reference.build_gl_map(store, mapping)
+    out: dict[str, Any] = {}
+    for name, kinds in (
+        ("deltek_ap_invoices", AP_KINDS),
+        ("deltek_commitment_journal_entries", JE_KINDS),
+    ):
+        report = run_postings(
+            store=store, deltek=None, mapping=mapping, kinds=kinds, periods=periods,
+            tenant=connections.tenant_key(), apply=False,
+        )  # fmt: skip
+        out[name] = {**report.summary(), "results": [r.table_row() for r in report.plan]}
+    return _summarise(out, "plan (nothing written)", as_json=as_json, plan_only=True)
+
+
+def refresh_procore(procore: Any, store: Any) -> None:
+    from deltek_procore.pipeline import ingest
+
+    for kind in ("project", "vendor", "cost_type"):
+        ingest.ingest_company(procore, store, kind)
+    projects = [r.record_id for r in store.staged("project")]
+    for kind in (
+        "cost_code",
+        "requisition",
+        "direct_cost",
+        "work_order",
+        "purchase_order",
+        "change_order",
+    ):
+        ingest.ingest_projects(procore, store, kind, projects)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from deltek_procore.posting.periods import periods_between
+
+    periods = periods_between(args.from_period, args.to_period)
+    print(
+        f"backfilling {len(periods)} month(s) {periods[0]} .. {periods[-1]} in one run",
+        file=sys.stderr,
+    )
+    stop = _progress_ticker()
+    try:
+        ok, run_id, reports = run_sync_job(periods)
+    finally:
+        stop()
+    return _summarise(reports, run_id, as_json=args.json, plan_only=False)
+
+
+def _progress_ticker() -> Callable[[], None]:
+    """Print how far posting has got, from the ledger, every few seconds (stderr)."""
+    if not sys.stderr.isatty():
+        return lambda: None
+    done = threading.Event()
+
+    def tick() -> None:
+        store = _store()
+        while not done.wait(3):
+            counts = store.status_counts()
+            total = {
+                s: sum(k.get(s, 0) for k in counts.values())
+                for s in ("posted", "adopted", "quarantined")
+            }
+            print(f"\r  posted {total['posted']}  adopted {total['adopted']}  quarantined {total['quarantined']}",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(1)
+        print("", file=sys.stderr)
+
+    return stop
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _store()
+    periods = [args.period] if args.period else None
+    counts = store.status_counts(periods)
+    statuses = args.state or ["quarantined", "failed", "aborted", "review"]
+    rows = [
+        {
+            "kind": r.kind, "record_id": r.record_id, "revision": r.revision, "period": r.period,
+            "status": r.status, "document": r.document or "", "amount": r.amount or "",
+            "batch": r.deltek_batch or "", "reason": (r.reason or "")[:160],
+        }
+        for r in store.ledger_rows(kinds=args.kind, periods=periods, statuses=statuses)
+    ]  # fmt: skip
+    latest = {}
+    for row in rows:
+        latest[(row["kind"], row["record_id"])] = row
+    rows = [r for r in latest.values() if _is_latest(store, r)]
+    reviews = store.reviews()
+    if args.json:
+        _print_json({"counts": counts, "records": rows, "review_queue": reviews})
+        return EXIT_OK
+    print("records by state (newest revision of each):")
+    for kind, by_status in sorted(counts.items()):
+        print(f"  {kind:<15} " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
+    print(f"\n{', '.join(statuses)}:")
+    print(_table(rows, ("kind", "record_id", "period", "status", "document", "amount", "reason")))
+    print(f"\nreview queue ({len(reviews)} open):")
+    print(_table(reviews, ("kind", "record_id", "posted_amount", "new_amount", "reason")))
+    return EXIT_OK
+
+
+def _is_latest(store: Any, row: dict[str, Any]) -> bool:
+    latest = store.latest(row["kind"], [row["record_id"]]).get(row["record_id"])
+    return latest is not None and latest.revision == row["revision"]
+
+
+KINDS = ("requisition", "direct_cost", "work_order", "purchase_order", "change_order")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from deltek_procore.replay import explain, replay
+
+    if args.explain:
+        print(explain(args.kind, args.id))
+        return EXIT_OK
+    outcome = replay(args.kind, args.id)
+    print(outcome)
+    return EXIT_OK if not outcome.startswith("failed") else EXIT_FAILED
+
+
+def cmd_ignore(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.undo:
+        print(
+            "removed from the ignore list"
+            if store.unignore(args.kind, args.id)
+            else "was not ignored"
+        )
+    else:
+        store.ignore(args.kind, args.id, args.reason)
+        print(f"{args.kind} {args.id} will be ignored: {args.reason}")
+    return EXIT_OK
+
+
+def cmd_mappings(args: argparse.Namespace) -> int:
+    from deltek_procore.mapping_report import check, suggest
+
+    if args.action == "check":
+        text, ok = check()
+        print(text)
+        return EXIT_OK if ok else EXIT_FAILED
+    path = suggest(args.out)
+    print(
+        f"wrote proposed matches to {path}; review them and copy what is right into the mapping file"
+    )
+    return EXIT_OK
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from deltek_procore.ping import render, run_ping
+
+    report = run_ping(timeout=args.timeout)
+    print(render(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from deltek_procore.credentials import NAMES, CredentialStore
+    from deltek_procore.state.store import default_state_url
+
+    secret_words = ("SECRET", "PASSWORD")
+    names = NAMES[args.system]
+    values: dict[str, str] = {}
+    if sys.stdin.isatty():
+        for name in names:
+            prompt = f"{name}: "
+            value = (
+                getpass.getpass(prompt) if any(w in name for w in secret_words) else input(prompt)
+            )
+            if value.strip():
+                values[name] = value.strip()
+    else:
+        for line in sys.stdin:
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.strip().partition("=")
+                if key.strip() in names and value.strip():
+                    values[key.strip()] = value.strip()
+    if not values:
+        raise CliError(f"no values given; expected some of {', '.join(names)}")
+    store = CredentialStore(default_state_url())
+    store.set(args.system, {**(store.get(args.system) or {}), **values})
+    print(f"stored {len(values)} {args.system} value(s), encrypted: {', '.join(sorted(values))}")
+    return EXIT_OK
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from deltek_procore.sandbox.runner import WEBHOOK_SECRET_ENV
+
+    secret = os.environ.get(WEBHOOK_SECRET_ENV)
+    if not secret:
+        raise CliError(f"set {WEBHOOK_SECRET_ENV} to the Authorization value Procore will send")
+    if args.action == "serve":
+        from deltek_procore.webhooks.receiver import serve
+
+        print(
+            f"receiving Procore webhooks on http://{args.host}:{args.port}/webhooks/procore",
+            file=sys.stderr,
+        )
+        serve(_store(), secret, host=args.host, port=args.port)
+        return EXIT_OK
+    from deltek_procore import connections
+    from deltek_procore.webhooks.registration import register_webhooks
+
+    if not args.url:
+        raise CliError("--url is required: the public https URL of `webhooks serve`")
+    result = register_webhooks(connections.procore_client(), args.url, secret)
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from deltek_procore.sandbox.runner import start_sandbox
+
+    home = ensure_dagster_home()
+    receiver_store = None
+    if not args.no_webhooks:
+        from deltek_procore.state.store import StateStore
+
+        receiver_store = StateStore(os.environ.get("DELTEK_PROCORE_STATE_URL") or None)
+    box = start_sandbox(
+        records=args.records, seed=args.seed, procore_port=args.procore_port,
+        deltek_port=args.deltek_port, workdir=home, receiver_store=receiver_store,
+        receiver_port=args.webhook_port,
+    )  # fmt: skip
+    print(
+        f"# sandbox up in {box.started_in_s:.1f} s: {args.records} records, seed {args.seed}",
+        file=sys.stderr,
+    )
+    print("# paste these into your shell (sandbox credentials only; they are not secrets):")
+    for key, value in box.env.items():
+        print(f"export {key}='{value}'")
+    if box.webhook_url:
+        print(f"# webhook receiver: {box.webhook_url} (hook registered in the Procore sandbox)")
+    print("# Ctrl-C stops the sandbox.", file=sys.stderr)
+    sys.stdout.flush()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    box.stop()
+    print("# sandbox stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
+
+    home = ensure_dagster_home()
+    state_file = home / "demo-state.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state_file}{suffix}").unlink(missing_ok=True)
+    print(f"starting the sandbox ({args.records} records) ...", file=sys.stderr)
+    box = start_sandbox(records=args.records, seed=args.seed, workdir=home)
+    try:
+        os.environ.update(box.env)
+        os.environ["DELTEK_PROCORE_STATE_URL"] = f"sqlite:///{state_file}"
+        periods = sandbox_periods(box)
+        print(
+            f"syncing {len(periods)} months, {periods[0]} .. {periods[-1]}, in one Dagster run ...",
+            file=sys.stderr,
+        )
+        ok, run_id, reports = run_sync_job(periods)
+        code = _summarise(reports, run_id, as_json=False, plan_only=False)
+        vouchers, entries = box.deltek.ap_vouchers(), box.deltek.journal_entries()
+        print(
+            f"\nDeltek sandbox now holds {len(vouchers)} AP vouchers and {len(entries)} journal entries."
+        )
+    finally:
+        box.stop()
+    print(
+        "\nSee the same run in the Dagster UI (lineage, partitions, checks):\n"
+        f"  DAGSTER_HOME={home} DELTEK_PROCORE_STATE_URL=sqlite:///{state_file} "
+        ".venv/bin/dagster dev -w workspace.yaml\n"
+        "then open http://127.0.0.1:3000 . To run more syncs, start `deltek-procore sandbox up` "
+        "in another terminal and paste its exports first."
+    )
+    return code
+
+
+# ---- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deltek-procore",
+        description="Move approved Procore spend into Deltek Vantagepoint, once, with a trail.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sync", help="run the pipeline for one accounting month")
+    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument(
+        "--json", action="store_true", help="machine-readable counts and per-record outcomes"
+    )
+    p.add_argument("--plan", action="store_true", help="print the plan; write nothing to Deltek")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("backfill", help="run the pipeline for a range of months in one run")
+    p.add_argument("--from", dest="from_period", required=True, help="YYYY-MM")
+    p.add_argument("--to", dest="to_period", required=True, help="YYYY-MM")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("status", help="records by state; quarantined, failed and review items")
+    p.add_argument("--period", help="YYYY-MM")
+    p.add_argument("--kind", action="append", choices=KINDS)
+    p.add_argument(
+        "--state", action="append", help="states to list (default: the ones needing a person)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("replay", help="post one record again (safe: never twice) or explain it")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("id", type=int)
+    p.add_argument("--explain", action="store_true", help="re-derive the document and say why")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("ignore", help="put a record on the ignore list (a person's choice)")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", default="ignored by an operator")
+    p.add_argument("--undo", action="store_true", help="take it off the list")
+    p.set_defaults(func=cmd_ignore)
+
+    p = sub.add_parser("mappings", help="coverage of the mapping file; proposed matches")
+    p.add_argument("action", choices=("check", "suggest"))
+    p.add_argument("--out", default="mappings.suggested.yaml")
+    p.set_defaults(func=cmd_mappings)
+
+    p = sub.add_parser(
+        "ping", help="check both credential sets against the real (or sandbox) systems"
+    )
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(func=cmd_ping)
+
+    p = sub.add_parser("credentials", help="store credentials encrypted")
+    p.add_argument("action", choices=("set",))
+    p.add_argument("system", choices=("procore", "deltek"))
+    p.set_defaults(func=cmd_credentials)
+
+    p = sub.add_parser("webhooks", help="receive Procore webhooks, or register the hook in Procore")
+    p.add_argument("action", choices=("serve", "register"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--url", help="public URL of the receiver (register)")
+    p.set_defaults(func=cmd_webhooks)
+
+    p = sub.add_parser("sandbox", help="local Procore and Deltek simulators")
+    p.add_argument("action", choices=("up",))
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--procore-port", type=int)
+    p.add_argument("--deltek-port", type=int)
+    p.add_argument("--webhook-port", type=int)
+    p.add_argument("--no-webhooks", action="store_true", help="do not run the webhook receiver")
+    p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser(
+        "demo", help="sandbox + two-year sync + summary (the README's first command)"
+    )
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a line
+        from deltek_procore.connections import ConfigurationError
+        from deltek_procore.mapping.config import MappingFileError
+
+        if isinstance(exc, MappingFileError):
+            for line in exc.messages:
+                print(f"deltek-procore: {line}", file=sys.stderr)
+        elif isinstance(exc, (CliError, ConfigurationError, ValueError)):
+            print(f"deltek-procore: {exc}", file=sys.stderr)
+        else:
+            print(f"deltek-procore: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Provable completeness: what should be in Deltek but is not, and what Procore never sent.
+
+Two independent questions, each answered from a source the connector does not control:
+- `missing_from_ledger`: approved Procore records (as staged) that have no ledger row,
+  i.e. no sync has even decided about them (quarantined records do have a row);
+- `undelivered_events`: Procore's own delivery history for our hook, failing and
+  discarded, cross-checked against what the receiver stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from deltek_procore.pipeline.ingest import POSTABLE_KINDS
+from deltek_procore.pipeline.triggers import stored_event_keys
+from deltek_procore.posting.translate import is_eligible
+from deltek_procore.state.store import StateStore
+from deltek_procore.webhooks.events import EventError, event_from_dict
+
+HOOK_NAMESPACE = "deltek-procore"
+# Statuses that can be approved spend for some kind: cheap pre-filter before parsing.
+APPROVED_STATUSES = frozenset(
+    {"approved", "approved_as_noted", "Approved", "Complete", "Partially Received"}
+    | {"Received", "Closed"}
+)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A staged Procore record the ledger does not account for."""
+
+    kind: str
+    record_id: int
+    period: str | None
+    status: str | None
+    reason: str
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "record_id": self.record_id,
+            "period": self.period or "",
+            "status": self.status or "",
+            "reason": self.reason,
+        }
+
+
+def missing_from_ledger(
+    store: StateStore,
+    periods: Sequence[str] | None = None,
+    *,
+    kinds: Sequence[str] = POSTABLE_KINDS,
+    direct_cost_types: Sequence[str] = ("invoice",),
+    changed: bool = False,
+) -> list[Gap]:
+    """Approved staged records of `periods` (None = all) without any ledger row.
+
+    With `changed`, also records whose staged content differs from the newest ledger
+    revision (edited or voided in Procore since the last sync decided about them).
+    Records on the ignore list are never gaps.
+    """
+    rules = SimpleNamespace(direct_cost_types=tuple(direct_cost_types))
+    gaps: list[Gap] = []
+    for kind in kinds:
+        staged = store.staged(kind, periods=periods)
+        if not staged:
+            continue
+        ignored = store.ignored(kind)
+        ledger = store.latest(kind, [r.record_id for r in staged])
+        for rec in staged:
+            if rec.record_id in ignored:
+                continue
+            latest = ledger.get(rec.record_id)
+            if latest is None:
+                if rec.status in APPROVED_STATUSES and is_eligible(
+                    kind, _Fields(rec.payload), rules
+                ):
+                    gaps.append(
+                        Gap(kind, rec.record_id, rec.period, rec.status, "approved, no ledger row")
+                    )
+            elif changed and latest.content_hash != rec.content_hash:
+                gaps.append(
+                    Gap(
+                        kind,
+                        rec.record_id,
+                        rec.period,
+                        rec.status,
+                        f"changed in Procore since the ledger's {latest.status} revision",
+                    )
+                )
+    return gaps
+
+
+class _Fields:
+    """Attribute access over a staged payload: eligibility without parsing the model."""
+
+    def __init__(self, payload: Mapping[str, Any]):
+        self._payload = payload
+
+    def __getattr__(self, name: str) -> Any:
+        return self._payload.get(name)
+
+
+def gaps_by_kind(gaps: Iterable[Gap]) -> dict[str, dict[int, str]]:
+    """{kind: {record id: period}}, the shape `triggers.reconciliation_plans` takes."""
+    out: dict[str, dict[int, str]] = {}
+    for gap in gaps:
+        if gap.period:
+            out.setdefault(gap.kind, {})[gap.record_id] = gap.period
+    return out
+
+
+# ---- webhook deliveries ------------------------------------------------------------------
+@dataclass(frozen=True)
+class UndeliveredEvent:
+    """A Procore event that never reached the receiver (discarded) or has not yet (failing)."""
+
+    key: str
+    resource_name: str
+    resource_id: int | None
+    event_type: str
+    project_id: int | None
+    outcome: str  # "discarded" (Procore gave up) or "failing" (still retrying)
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    last_attempt_at: str | None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "resource": self.resource_name,
+            "resource_id": self.resource_id or 0,
+            "event_type": self.event_type,
+            "outcome": self.outcome,
+            "attempts": self.attempts,
+            "last_response": str(self.last_status or self.last_error or ""),
+            "last_attempt_at": self.last_attempt_at or "",
+        }
+
+
+def event_key(event: Mapping[str, Any]) -> str | None:
+    """The inbox's dedup key of a delivered event: ulid, else id (as the receiver stores)."""
+    try:
+        return event_from_dict(dict(event)).key
+    except (EventError, ValueError, TypeError):
+        ulid, ident = event.get("ulid"), event.get("id")
+        return str(ulid or ident) if (ulid or ident) is not None else None
+
+
+def undelivered_events(
+    procore_client: Any,
+    hook_id: int,
+    store: StateStore | None = None,
+    *,
+    received: Callable[[Iterable[str]], set[str]] | None = None,
+) -> list[UndeliveredEvent]:
+    """Events of `hook_id` with failing or discarded deliveries that never arrived.
+
+    "Arrived" means the receiver stored the key (`store`, or any `received(keys)` look-up);
+    without either, an event counts as arrived when a later delivery succeeded.
+    """
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    events: dict[str, Mapping[str, Any]] = {}
+    for status in ("failing", "discarded"):
+        for delivery in procore_client.deliveries(hook_id, status):
+            event = delivery.get("event") or {}
+            key = event_key(event) or str(delivery.get("event_id") or "")
+            if not key:
+                continue
+            events.setdefault(key, event)
+            attempts.setdefault(key, []).append(delivery)
+    if not events:
+        return []
+    if received is None and store is not None:
+        received = lambda keys: stored_event_keys(store, keys)  # noqa: E731
+    if received is not None:
+        arrived = received(events)
+    else:
+        arrived = {
+            event_key(d.get("event") or {}) or ""
+            for d in procore_client.deliveries(hook_id, "successful")
+        }
+    out = []
+    for key, event in events.items():
+        if key in arrived:
+            continue
+        tries = sorted(attempts[key], key=lambda d: str(d.get("completed_at") or ""))
+        last = tries[-1]
+        outcome = "discarded" if any(d.get("outcome") == "discarded" for d in tries) else "failing"
+        out.append(
+            UndeliveredEvent(
+                key=key,
+                resource_name=str(event.get("resource_name") or event.get("resource_type") or ""),
+                resource_id=_int(event.get("resource_id")),
+                event_type=str(event.get("event_type") or event.get("reason") or ""),
+                project_id=_int(event.get("project_id")),
+                outcome=outcome,
+                attempts=len(tries),
+                last_status=_int(last.get("response_status")),
+                last_error=last.get("response_error") or _short(last.get("response_body")),
+                last_attempt_at=last.get("completed_at"),
+            )
+        )
+    return sorted(out, key=lambda e: (e.outcome, e.last_attempt_at or "", e.key))
+
+
+def hook_ids(procore_client: Any, namespace: str = HOOK_NAMESPACE) -> list[int]:
+    """Our hooks (the namespace `deltek-procore webhooks register` uses)."""
+    out = []
+    for hook in procore_client.webhook_hooks(namespace):
+        hook = hook.get("data", hook) if isinstance(hook, Mapping) else {}
+        if hook.get("namespace", namespace) == namespace and hook.get("id") is not None:
+            out.append(int(hook["id"]))
+    return sorted(set(out))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(value: Any) -> str | None:
+    if not value:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:120]
