@@ -76,8 +76,10 @@ def missing_from_ledger(
                 continue
             latest = ledger.get(rec.record_id)
             if latest is None:
-                if rec.status in APPROVED_STATUSES and is_eligible(
-                    kind, _Fields(rec.payload), rules
+                if (
+                    rec.status in APPROVED_STATUSES
+                    and is_eligible(kind, _Fields(rec.payload), rules)
+                    and has_amount(kind, rec.payload)
                 ):
                     gaps.append(
                         Gap(kind, rec.record_id, rec.period, rec.status, "approved, no ledger row")
@@ -93,6 +95,30 @@ def missing_from_ledger(
                     )
                 )
     return gaps
+
+
+REQUISITION_AMOUNTS = (
+    "work_completed_this_period",
+    "materials_presently_stored",
+    "retainage_this_period",
+    "work_completed_retainage_retained_this_period",
+    "materials_stored_retainage_retained_this_period",
+)
+
+
+def has_amount(kind: str, payload: Mapping[str, Any]) -> bool:
+    """False for an approved invoice that bills nothing this period: translation skips it
+    ("nothing billed") without a ledger row, so it is no gap."""
+    if kind != "requisition":
+        return True
+    for item in payload.get("items") or []:
+        for name in REQUISITION_AMOUNTS:
+            try:
+                if float(item.get(name) or 0) != 0:
+                    return True
+            except (TypeError, ValueError):
+                return True
+    return False
 
 
 class _Fields:
