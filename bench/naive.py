@@ -90,8 +90,10 @@ def show(procore: ProcoreClient, kind: str, project: int, record_id: int) -> dic
     record = {"project_id": project, **procore.get_json(path)}
     if record.get("line_items") is None:
         company = procore.settings.company_id
-        lines = (f"/rest/v2.0/companies/{company}/projects/{project}"
-                 f"/commitment_change_orders/{record_id}/line_items")
+        lines = (
+            f"/rest/v2.0/companies/{company}/projects/{project}"
+            f"/commitment_change_orders/{record_id}/line_items"
+        )
         record["line_items"] = list(procore.paginate(lines))
     return record
 
@@ -99,8 +101,9 @@ def show(procore: ProcoreClient, kind: str, project: int, record_id: int) -> dic
 def look_up(deltek: Any, doc: Any) -> bool:
     """One GET on the posted ledger: is this voucher / entry already in Deltek?"""
     if isinstance(doc, Voucher):
-        found = deltek.posted_ap(filters=[Filter("Vendor", doc.vendor),
-                                          Filter("Invoice", doc.invoice)])
+        found = deltek.posted_ap(
+            filters=[Filter("Vendor", doc.vendor), Filter("Invoice", doc.invoice)]
+        )
     else:
         found = deltek.posted_je(filters=[Filter("RefNo", doc.ref_no)])
     return bool(found)
@@ -113,15 +116,29 @@ def post_one(deltek: Any, doc: Any, mapping: Any) -> None:
     d = mapping.defaults
     if isinstance(doc, Voucher):
         batch = payloads.batch_name("NVAP", code, [key])
-        deltek.create_ap_batch(payloads.ap_control(
-            batch, [(doc, key)], period_code=code, liability_code=d.liability_code,
-            bank_code=d.bank_code, pay_terms=d.voucher_pay_terms, company=d.company,
-            end_date=period_end(doc.period)))
+        deltek.create_ap_batch(
+            payloads.ap_control(
+                batch,
+                [(doc, key)],
+                period_code=code,
+                liability_code=d.liability_code,
+                bank_code=d.bank_code,
+                pay_terms=d.voucher_pay_terms,
+                company=d.company,
+                end_date=period_end(doc.period),
+            )
+        )
     else:
         batch = payloads.batch_name("NVJE", code, [key])
-        deltek.create_je_batch(payloads.je_control(
-            batch, [(doc, key)], period_code=code, company=d.company,
-            end_date=period_end(doc.period)))
+        deltek.create_je_batch(
+            payloads.je_control(
+                batch,
+                [(doc, key)],
+                period_code=code,
+                company=d.company,
+                end_date=period_end(doc.period),
+            )
+        )
 
 
 def _timed(fn: Any) -> tuple[Any, float]:
@@ -135,8 +152,15 @@ def _each_sampled(procore: ProcoreClient, refs: list[Ref]) -> Iterator[tuple[str
         yield kind, show(procore, kind, project, record_id)
 
 
-def run_naive(env: dict[str, str], periods: list[str], workdir: str, *, procore: ProcoreClient,
-              deltek: Any, limit: int) -> dict[str, Any]:
+def run_naive(
+    env: dict[str, str],
+    periods: list[str],
+    workdir: str,
+    *,
+    procore: ProcoreClient,
+    deltek: Any,
+    limit: int,
+) -> dict[str, Any]:
     """Sync record by record; returns the measured and extrapolated figures."""
     store = StateStore(f"sqlite:///{workdir}/naive-state.db")
     mapping = load_mapping(env["DELTEK_PROCORE_MAPPINGS"])

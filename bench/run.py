@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import re
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -70,10 +71,10 @@ class ProcoreTime:
 def expected_wall_s(records: int, latency_ms: float) -> float:
     """A rough forecast of our run's wall time, used only to scale Procore's hour.
 
-    Calibrated on this machine at 50 ms latency (about 7 ms per record plus a fixed
+    Calibrated on this machine at 50 ms latency (about 25 ms per record plus a fixed
     start-up of 15 s); the forecast only sets how long the compressed hour is.
     """
-    return 15.0 + records * 0.007 * max(latency_ms, 1.0) / 50.0
+    return 15.0 + records * 0.025 * max(latency_ms, 1.0) / 50.0
 
 
 # ---------------------------------------------------------------- counting sessions
@@ -127,20 +128,28 @@ def _sandbox_main(spec: SandboxSpec, conn: Any) -> None:
             clock=spec.time.now,
         )
         counts = {k: len(v) for k, v in box.data.procore.items()}
-        conn.send({"env": box.env, "periods": sandbox_periods(box), "counts": counts,
-                   "seeded_s": box.started_in_s})
+        conn.send(
+            {
+                "env": box.env,
+                "periods": sandbox_periods(box),
+                "counts": counts,
+                "seeded_s": box.started_in_s,
+            }
+        )
     except Exception:  # noqa: BLE001 - report to the parent, which prints it
         conn.send({"error": traceback.format_exc()})
         return
     while True:
         command = conn.recv()
         if command == "counts":
-            conn.send({
-                "deltek": box.deltek.call_counts(),
-                "procore_limits": box.procore.limiter.snapshot(),
-                "procore_faults": box.procore.faults.as_dict()["counters"],
-                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            })
+            conn.send(
+                {
+                    "deltek": box.deltek.call_counts(),
+                    "procore_limits": box.procore.limiter.snapshot(),
+                    "procore_faults": box.procore.faults.as_dict()["counters"],
+                    "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+            )
         elif command == "stop":
             box.stop()
             conn.send("stopped")
@@ -209,8 +218,9 @@ def tenant_of(env: dict[str, str]) -> str:
 POSTABLE = ("requisition", "direct_cost", "work_order", "purchase_order", "change_order")
 
 
-def run_ours(env: dict[str, str], periods: list[str], ptime: ProcoreTime, workdir: str,
-             profile: str | None) -> dict[str, Any]:
+def run_ours(
+    env: dict[str, str], periods: list[str], ptime: ProcoreTime, workdir: str, profile: str | None
+) -> dict[str, Any]:
     """The connector's backfill, as the Dagster assets run it, minus Dagster itself."""
     from deltek_procore.mapping.config import load_mapping
     from deltek_procore.pipeline import ingest, reference
@@ -223,34 +233,57 @@ def run_ours(env: dict[str, str], periods: list[str], ptime: ProcoreTime, workdi
     mapping = load_mapping(env["DELTEK_PROCORE_MAPPINGS"])
     steps: dict[str, float] = {}
     read: dict[str, int] = {}
+    psession: CountingSession = procore._session  # type: ignore[assignment]
 
     def step(name: str, fn: Callable[[], Any]) -> Any:
         began = time.perf_counter()
         out = fn()
         steps[name] = steps.get(name, 0.0) + time.perf_counter() - began
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"  [ours] {name}: {steps[name]:.1f} s (elapsed {time.perf_counter() - start:.0f} s,"
+            f" Procore calls {procore.stats.calls}, 429s {psession.throttled}, "
+            f"pacing waits {procore.stats.waits_s / ptime.factor:.0f} s, "
+            f"Deltek calls {deltek.stats.calls}, maxrss {rss:.0f} MB)",
+            file=sys.stderr,
+            flush=True,
+        )
         return out
 
     def body() -> dict[str, Any]:
         for kind in ("project", "vendor", "cost_type"):
-            read[kind] = step("ingest " + kind, lambda k=kind: ingest.ingest_company(
-                procore, store, k, full=True)).fetched
+            read[kind] = step(
+                "ingest " + kind, lambda k=kind: ingest.ingest_company(procore, store, k, full=True)
+            ).fetched
         project_ids = [r.record_id for r in store.staged("project")]
         for kind in ("cost_code", *POSTABLE):
-            read[kind] = step("ingest " + kind, lambda k=kind: ingest.ingest_projects(
-                procore, store, k, project_ids, full=True)).fetched
+            read[kind] = step(
+                "ingest " + kind,
+                lambda k=kind: ingest.ingest_projects(procore, store, k, project_ids, full=True),
+            ).fetched
         step("refresh_deltek", lambda: reference.refresh_deltek(deltek, store))
         step("project map", lambda: reference.build_project_map(store, mapping))
-        step("vendor map", lambda: reference.build_vendor_map(store, mapping, deltek,
-                                                               run_id="bench"))
+        step(
+            "vendor map", lambda: reference.build_vendor_map(store, mapping, deltek, run_id="bench")
+        )
         step("gl map", lambda: reference.build_gl_map(store, mapping))
         reports = {}
         for name, kinds in (("AP", AP_KINDS), ("JE", JE_KINDS)):
-            reports[name] = step(f"run_postings {name}", lambda k=kinds: run_postings(
-                store=store, deltek=deltek, mapping=mapping, kinds=k, periods=periods,
-                tenant=tenant_of(env), run_id="bench"))
+            reports[name] = step(
+                f"run_postings {name}",
+                lambda k=kinds: run_postings(
+                    store=store,
+                    deltek=deltek,
+                    mapping=mapping,
+                    kinds=k,
+                    periods=periods,
+                    tenant=tenant_of(env),
+                    run_id="bench",
+                ),
+            )
         return reports
 
-    began = time.perf_counter()
+    began = start = time.perf_counter()
     if profile:
         import cProfile
 
@@ -261,9 +294,12 @@ def run_ours(env: dict[str, str], periods: list[str], ptime: ProcoreTime, workdi
         reports = body()
     wall = time.perf_counter() - began
     counts = {name: dict(r.counts) for name, r in reports.items()}
-    failed_checks = {f"{name}.{check}": detail for name, r in reports.items()
-                     for check, (ok, detail) in r.checks.items() if not ok}
-    psession: CountingSession = procore._session  # type: ignore[assignment]
+    failed_checks = {
+        f"{name}.{check}": detail
+        for name, r in reports.items()
+        for check, (ok, detail) in r.checks.items()
+        if not ok
+    }
     dsession: CountingSession = deltek._session  # type: ignore[assignment]
     return {
         "wall_s": wall,
@@ -286,13 +322,16 @@ def _worker(strategy: str, spec: SandboxSpec, args: dict[str, Any], queue: Any) 
     try:
         sandbox = SandboxProcess(spec)
         if strategy == "ours":
-            result = run_ours(sandbox.env, sandbox.periods, spec.time, spec.workdir,
-                              args.get("profile"))
+            result = run_ours(
+                sandbox.env, sandbox.periods, spec.time, spec.workdir, args.get("profile")
+            )
         else:
             from naive import run_naive
 
             result = run_naive(
-                sandbox.env, sandbox.periods, spec.workdir,
+                sandbox.env,
+                sandbox.periods,
+                spec.workdir,
                 procore=procore_client(sandbox.env, spec.time),
                 deltek=deltek_client(sandbox.env),
                 limit=args["naive_limit"],
@@ -342,11 +381,14 @@ def _top(counter: dict[str, int], n: int = 6) -> str:
     return ", ".join(f"{k}={v}" for k, v in items)
 
 
-def report(n: int, ours: dict[str, Any], naive: dict[str, Any] | None, hour_s: float,
-           budget: int) -> Figures:
+def report(
+    n: int, ours: dict[str, Any], naive: dict[str, Any] | None, hour_s: float, budget: int
+) -> Figures:
     fig = Figures(n)
-    fig.say(f"=== {n} records (seeded in {ours['seeded_s']:.1f} s; Procore hour compressed to "
-            f"{hour_s:.0f} s, budget {budget} calls/hour, spike {SPIKE_LIMIT}/10 s) ===")
+    fig.say(
+        f"=== {n} records (seeded in {ours['seeded_s']:.1f} s; Procore hour compressed to "
+        f"{hour_s:.0f} s, budget {budget} calls/hour, spike {SPIKE_LIMIT}/10 s) ==="
+    )
     read_postable = sum(ours["read"].get(k, 0) for k in POSTABLE)
     read_all = sum(ours["read"].values())
     pstats = ours["procore_stats"]
@@ -358,60 +400,84 @@ def report(n: int, ours: dict[str, Any], naive: dict[str, Any] | None, hour_s: f
     entries = je.get("posted", 0) + je.get("adjusted", 0)
     docs = vouchers + entries
     rate = n / ours["wall_s"]
-    fig.say(f"ours : wall {ours['wall_s']:.1f} s, {rate:.1f} records/s "
-            f"({read_postable} spend records read, {read_all} incl. reference data)")
-    fig.say(f"       Procore calls {procore_calls} (client stats; sim counted "
-            f"{_sim_procore(ours)}), {procore_calls / max(read_postable, 1):.4f} per record; "
-            f"429s {ours['procore_429']}; pacing waits {pstats['waits_s']:.1f} Procore-s; "
-            f"tokens {pstats['tokens']}")
+    fig.say(
+        f"ours : wall {ours['wall_s']:.1f} s, {rate:.1f} records/s "
+        f"({read_postable} spend records read, {read_all} incl. reference data)"
+    )
+    fig.say(
+        f"       Procore calls {procore_calls} (client stats), "
+        f"{procore_calls / max(read_postable, 1):.4f} per spend record; "
+        f"429s {ours['procore_429']}; pacing waits {pstats['waits_s']:.1f} Procore-s; "
+        f"tokens {pstats['tokens']}"
+    )
     fig.say(f"       Procore top endpoints: {_top(ours['procore_calls'])}")
-    fig.say(f"       Deltek calls {deltek_calls} (simulator call_counts) for {vouchers} vouchers "
-            f"+ {entries} JEs posted = {deltek_calls / max(docs, 1):.4f} per posted document")
-    fig.say(f"       Deltek top endpoints: {_top(deltek_counts)}")
+    lines = ours["procore_calls"]
+    per_record = sum(
+        v for k, v in lines.items() if k.endswith("}/line_items") and "direct_costs" not in k
+    )
+    fig.say(
+        f"       of which one-per-record line-item calls (commitments, change orders): "
+        f"{per_record} = {per_record / max(read_postable, 1):.4f} per spend record"
+    )
+    fig.say(
+        f"       Deltek calls {deltek_calls} (simulator call_counts) for {vouchers} vouchers "
+        f"+ {entries} JEs posted = {deltek_calls / max(docs, 1):.4f} per posted document"
+    )
+    fig.say(f"       Deltek endpoints: {_top(deltek_counts, 30)}")
     fig.say(f"       outcomes AP {ap}  JE {je}")
     if ours["failed_checks"]:
         fig.say(f"       failing asset checks: {ours['failed_checks']}")
-    fig.say(f"       peak memory {ours['maxrss_mb']:.0f} MB (getrusage ru_maxrss of the connector "
-            f"process; simulators run in a separate process: "
-            f"{ours['sandbox']['maxrss_mb']:.0f} MB)")
+    fig.say(
+        f"       peak memory {ours['maxrss_mb']:.0f} MB (getrusage ru_maxrss of the connector "
+        f"process; simulators run in a separate process: "
+        f"{ours['sandbox']['maxrss_mb']:.0f} MB)"
+    )
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in ours["steps"].items())
     fig.say(f"       time by step: {steps}")
     if naive is not None:
         nrate = naive["records_per_s"]
-        how = (f"extrapolated per record from a sample of {naive['sample']} of {n} records"
-               if naive["sample"] < naive["population"] else f"all {n} records")
-        fig.say(f"naive: {nrate:.2f} records/s ({how}); sample wall {naive['sample_wall_s']:.1f} s"
-                f" + listing {naive['list_wall_s']:.1f} s + setup {naive['setup_wall_s']:.1f} s;"
-                f" projected wall for {n}: {naive['projected_wall_s']:.0f} s")
-        fig.say(f"       naive calls per record: Procore {naive['procore_per_record']:.2f}, "
-                f"Deltek {naive['deltek_per_record']:.2f}; posted {naive['posted']} of "
-                f"{naive['sample']} sampled; 429s {naive['procore_429']}")
+        how = (
+            f"extrapolated per record from a sample of {naive['sample']} of {n} records"
+            if naive["sample"] < naive["population"]
+            else f"all {n} records"
+        )
+        fig.say(
+            f"naive: {nrate:.2f} records/s ({how}); sample wall {naive['sample_wall_s']:.1f} s"
+            f" + listing {naive['list_wall_s']:.1f} s + setup {naive['setup_wall_s']:.1f} s;"
+            f" projected wall for {n}: {naive['projected_wall_s']:.0f} s"
+        )
+        fig.say(
+            f"       naive calls per record: Procore {naive['procore_per_record']:.2f}, "
+            f"Deltek {naive['deltek_per_record']:.2f}; posted {naive['posted']} of "
+            f"{naive['sample']} sampled; 429s {naive['procore_429']}"
+        )
         ratio = rate / nrate if nrate else float("inf")
         fig.say(f"ratio: ours/naive = {ratio:.1f}x")
     else:
         ratio = None
     fig.say("targets:")
     if n == 10_000 or n not in (10_000, 100_000):
-        fig.check("Procore calls per record <= 0.05" + ("" if n == 10_000 else " (10k target)"),
-                  procore_calls / max(read_postable, 1) <= TARGET_PROCORE_PER_RECORD
-                  if n == 10_000 else None,
-                  f"{procore_calls / max(read_postable, 1):.4f}")
-        fig.check("Deltek calls per voucher <= 0.1" + ("" if n == 10_000 else " (10k target)"),
-                  deltek_calls / max(docs, 1) <= TARGET_DELTEK_PER_VOUCHER
-                  if n == 10_000 else None,
-                  f"{deltek_calls / max(docs, 1):.4f}")
+        fig.check(
+            "Procore calls per record <= 0.05" + ("" if n == 10_000 else " (10k target)"),
+            procore_calls / max(read_postable, 1) <= TARGET_PROCORE_PER_RECORD
+            if n == 10_000
+            else None,
+            f"{procore_calls / max(read_postable, 1):.4f}",
+        )
+        fig.check(
+            "Deltek calls per voucher <= 0.1" + ("" if n == 10_000 else " (10k target)"),
+            deltek_calls / max(docs, 1) <= TARGET_DELTEK_PER_VOUCHER if n == 10_000 else None,
+            f"{deltek_calls / max(docs, 1):.4f}",
+        )
     fig.check("zero 429s", ours["procore_429"] == 0, f"{ours['procore_429']}")
-    fig.check("peak memory < 500 MB" + ("" if n == 100_000 else " (100k target)"),
-              ours["maxrss_mb"] < TARGET_PEAK_MB if n == 100_000 else None,
-              f"{ours['maxrss_mb']:.0f} MB")
+    fig.check(
+        "peak memory < 500 MB" + ("" if n == 100_000 else " (100k target)"),
+        ours["maxrss_mb"] < TARGET_PEAK_MB if n == 100_000 else None,
+        f"{ours['maxrss_mb']:.0f} MB",
+    )
     if ratio is not None:
         fig.check(">= 10x faster than naive", ratio >= TARGET_SPEEDUP, f"{ratio:.1f}x")
     return fig
-
-
-def _sim_procore(result: dict[str, Any]) -> str:
-    snap = result["sandbox"]["procore_limits"]
-    return "+".join(str(v["hourly"]) for v in snap.values()) or "0"
 
 
 # ---------------------------------------------------------------- main
@@ -419,29 +485,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[1000])
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--naive-limit", type=int, default=500,
-                        help="run the naive strategy on at most this many records")
+    parser.add_argument(
+        "--naive-limit",
+        type=int,
+        default=500,
+        help="run the naive strategy on at most this many records",
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--hour-s", type=float, default=None,
-                        help="real seconds one Procore rate-limit hour lasts "
-                             "(default: the run's forecast wall time)")
+    parser.add_argument(
+        "--hour-s",
+        type=float,
+        default=None,
+        help="real seconds one Procore rate-limit hour lasts "
+        "(default: the run's forecast wall time)",
+    )
     parser.add_argument("--no-naive", action="store_true")
-    parser.add_argument("--profile", default=None,
-                        help="write a cProfile dump of our pipeline to PATH.<records>")
+    parser.add_argument(
+        "--profile", default=None, help="write a cProfile dump of our pipeline to PATH.<records>"
+    )
     ns = parser.parse_args(argv)
+    # `timeout` sends SIGTERM: exit normally so temporary folders and the sandbox go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     all_ok = True
     for n in ns.records:
         hour_s = ns.hour_s or expected_wall_s(n, ns.latency_ms)
         ptime = ProcoreTime(origin=time.time(), factor=HOUR_S / hour_s)
         with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as tmp:
-            def spec(sub: str) -> SandboxSpec:
+
+            def spec(sub: str, n: int = n, ptime: ProcoreTime = ptime) -> SandboxSpec:
                 folder = os.path.join(tmp, sub)
                 os.makedirs(folder, exist_ok=True)
-                return SandboxSpec(n, ns.seed, ns.latency_ms, HOURLY_BUDGET, SPIKE_LIMIT,
-                                   ptime, folder)
+                return SandboxSpec(
+                    n, ns.seed, ns.latency_ms, HOURLY_BUDGET, SPIKE_LIMIT, ptime, folder
+                )
 
-            extra = {"profile": f"{ns.profile}.{n}" if ns.profile else None,
-                     "naive_limit": ns.naive_limit}
+            extra = {
+                "profile": f"{ns.profile}.{n}" if ns.profile else None,
+                "naive_limit": ns.naive_limit,
+            }
             ours = run_strategy("ours", spec("ours"), extra)
             naive = None if ns.no_naive else run_strategy("naive", spec("naive"), extra)
         fig = report(n, ours, naive, hour_s, HOURLY_BUDGET)

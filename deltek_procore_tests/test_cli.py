@@ -109,7 +109,9 @@ def test_bad_period_and_bad_mapping_file_give_one_line_reasons(synced, capsys, t
     assert main(["sync", "--period", "2026-13"]) == 1
     assert "YYYY-MM" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
-    bad.write_text("defaults:\n  liability_code: AP\n  bank_code: OPER\ngl_accounts:\n  - cost_code: '*'\n    cost_type: S\n")
+    bad.write_text(
+        "defaults:\n  liability_code: AP\n  bank_code: OPER\ngl_accounts:\n  - cost_code: '*'\n    cost_type: S\n"
+    )
     os.environ["DELTEK_PROCORE_MAPPINGS"], saved = str(bad), os.environ["DELTEK_PROCORE_MAPPINGS"]
     try:
         assert main(["sync", "--period", "2026-01", "--plan"]) == 1
@@ -123,14 +125,19 @@ def test_credentials_set_reads_stdin_and_encrypts(synced, tmp_path, monkeypatch,
     state = tmp_path / "creds.db"
     monkeypatch.setenv("DELTEK_PROCORE_STATE_URL", f"sqlite:///{state}")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setattr(sys, "stdin", io.StringIO("DELTEK_PASSWORD=very-secret-pw-123\nDELTEK_USERNAME=bob\n"))
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("DELTEK_PASSWORD=very-secret-pw-123\nDELTEK_USERNAME=bob\n")
+    )
     assert main(["credentials", "set", "deltek"]) == 0
     out = capsys.readouterr().out
     assert "stored 2 deltek value(s)" in out and "very-secret-pw-123" not in out
     assert b"very-secret-pw-123" not in state.read_bytes()
     from deltek_procore.credentials import CredentialStore
 
-    assert CredentialStore(f"sqlite:///{state}").get("deltek")["DELTEK_PASSWORD"] == "very-secret-pw-123"
+    assert (
+        CredentialStore(f"sqlite:///{state}").get("deltek")["DELTEK_PASSWORD"]
+        == "very-secret-pw-123"
+    )
     assert oct((tmp_path / ".deltek_procore.key").stat().st_mode)[-3:] == "600"
 
 
@@ -145,7 +152,9 @@ def test_no_secret_anywhere_a_run_wrote(synced) -> None:
             blobs.append(path.read_bytes())
             if path.suffix == ".db":
                 with sqlite3.connect(path) as conn:
-                    for (name,) in conn.execute("select name from sqlite_master where type='table'"):
+                    for (name,) in conn.execute(
+                        "select name from sqlite_master where type='table'"
+                    ):
                         for row in conn.execute(f'select * from "{name}"'):
                             blobs.append(repr(row).encode())
     assert len(blobs) > 3
@@ -155,7 +164,16 @@ def test_no_secret_anywhere_a_run_wrote(synced) -> None:
 
 def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deltek_procore.cli", "sandbox", "up", "--records", "300", "--no-webhooks"],
+        [
+            sys.executable,
+            "-m",
+            "deltek_procore.cli",
+            "sandbox",
+            "up",
+            "--records",
+            "300",
+            "--no-webhooks",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -170,6 +188,12 @@ def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
     proc.send_signal(2)
     proc.wait(timeout=30)
     text = "".join(lines)
-    for name in ("PROCORE_API_URL", "PROCORE_CLIENT_ID", "DELTEK_API_URL", "DELTEK_DATABASE", "DELTEK_PROCORE_MAPPINGS"):
+    for name in (
+        "PROCORE_API_URL",
+        "PROCORE_CLIENT_ID",
+        "DELTEK_API_URL",
+        "DELTEK_DATABASE",
+        "DELTEK_PROCORE_MAPPINGS",
+    ):
         assert f"export {name}=" in text
     assert proc.returncode == 0

@@ -749,6 +749,20 @@ class DeltekClient:
     def get_je_batch(self, batch: str) -> dict | None:
         return self._get_batch("je", batch)
 
+    def batch_details(self, batch: str, transtype: TransType) -> list[dict]:
+        """Only the detail lines of an unposted batch (one call): read-back and existence.
+
+        An unknown batch answers no lines (404 or an empty list), so "no lines" means
+        Deltek holds nothing under that name.
+        """
+        tt = _tt(transtype)
+        try:
+            return self._list(f"DataEntry/{tt}Detail/{_seg(batch)}")
+        except DeltekError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
     def ap_landing(self) -> list[dict]:
         return self._list("DataEntry/apLanding")
 

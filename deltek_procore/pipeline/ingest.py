@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from deltek_procore.posting.periods import period_of
+from deltek_procore.posting.translate import PURCHASE_ORDER_POSTABLE, WORK_ORDER_POSTABLE
 from deltek_procore.procore.models import (
     ChangeOrder,
     Commitment,
@@ -91,15 +92,33 @@ class IngestResult:
         }
 
 
+# Line items cost one Procore call per contract or change order; read them only where a
+# record can post (requisition items also take their cost type from these lines).
+LINES_WANTED = {
+    "work_order": WORK_ORDER_POSTABLE | {"Terminated"},
+    "purchase_order": PURCHASE_ORDER_POSTABLE,
+    "change_order": frozenset({"approved"}),
+}
+
+
+def _lines_for(kind: str):
+    wanted = LINES_WANTED[kind]
+    return lambda raw: raw.get("status") in wanted
+
+
 def _fetch(client: Any, kind: str, project_id: int | None, updated: Any, ids: Any) -> Iterator[Any]:
     if kind == "requisition":
         return client.requisitions(project_id, ids=ids, updated=updated, resolve_cost_types=False)
     if kind == "direct_cost":
         return client.direct_costs(project_id, ids=ids, updated=updated)
     if kind in ("work_order", "purchase_order"):
-        return client.commitments(project_id, kind, ids=ids, updated=updated)
+        return client.commitments(
+            project_id, kind, ids=ids, updated=updated, with_line_items=_lines_for(kind)
+        )
     if kind == "change_order":
-        return client.change_orders(project_id, ids=ids, updated=updated)
+        return client.change_orders(
+            project_id, ids=ids, updated=updated, with_line_items=_lines_for(kind)
+        )
     if kind == "cost_code":
         return client.cost_codes(project_id)
     raise ValueError(f"{kind} is not a project-scoped kind")

@@ -132,7 +132,11 @@ def run_postings(
 
 
 def _span(periods: Sequence[str]) -> str:
-    return periods[0] if len(periods) == 1 else f"{periods[0]}..{periods[-1]} ({len(periods)} months)"
+    if not periods:
+        return "no period"
+    return (
+        periods[0] if len(periods) == 1 else f"{periods[0]}..{periods[-1]} ({len(periods)} months)"
+    )
 
 
 def procore_amount(kind: str, record: Any) -> Decimal:
@@ -178,7 +182,16 @@ def evaluate_checks(
         if unmapped
         else "every approved line has a project and GL account",
     )
-    missing = [c for c in eligible if (c.kind, int(c.record.id)) not in latest]
+    # approved but with nothing to post (e.g. a pay app billing nothing this period) is a
+    # decision of the plan, not a record that fell through: it gets no ledger row
+    nothing = {
+        (r["kind"], int(r["record_id"])) for r in outcome.results if r["status"] == "skipped"
+    }
+    missing = [
+        c
+        for c in eligible
+        if (c.kind, int(c.record.id)) not in latest and (c.kind, int(c.record.id)) not in nothing
+    ]
     checks["complete"] = (
         not missing,
         f"{len(missing)} approved record(s) have no ledger row: "

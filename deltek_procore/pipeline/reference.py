@@ -67,18 +67,18 @@ def vendors_in_use(store: StateStore) -> set[int]:
     used: set[int] = set()
     commitment_vendor: dict[int, int] = {}
     for kind in ("work_order", "purchase_order"):
-        for rec in store.staged(kind):
+        for rec in store.iter_staged(kind):
             vid = rec.payload.get("vendor_id")
             if vid:
                 commitment_vendor[rec.record_id] = int(vid)
                 used.add(int(vid))
-    for rec in store.staged("requisition"):
+    for rec in store.iter_staged("requisition"):
         vid = rec.payload.get("vendor_id") or commitment_vendor.get(
             int(rec.payload.get("commitment_id") or 0)
         )
         if vid:
             used.add(int(vid))
-    for rec in store.staged("direct_cost"):
+    for rec in store.iter_staged("direct_cost"):
         if rec.payload.get("vendor_id"):
             used.add(int(rec.payload["vendor_id"]))
     return used
@@ -182,15 +182,15 @@ def used_pairs(
         pairs[key] = pairs.get(key, 0) + 1
 
     for kind in ("work_order", "purchase_order", "change_order"):
-        for rec in store.staged(kind):
+        for rec in store.iter_staged(kind):
             for line in rec.payload.get("line_items") or []:
                 line_type[int(line["id"])] = line.get("line_item_type_id")
                 if relevant(rec):
                     count(line.get("cost_code_id"), line.get("line_item_type_id"))
-    for rec in store.staged("direct_cost"):
+    for rec in store.iter_staged("direct_cost"):
         for line in (rec.payload.get("line_items") or []) if relevant(rec) else []:
             count(line.get("cost_code_id"), line.get("line_item_type_id"))
-    for rec in store.staged("requisition"):
+    for rec in store.iter_staged("requisition"):
         if not relevant(rec):
             continue
         for item in rec.payload.get("items") or []:
@@ -245,7 +245,7 @@ def mapping_context(store: StateStore, mapping: MappingFile, mapping_hash: str) 
     line_types: dict[int, int | None] = {}
     commitment_vendors: dict[int, int | None] = {}
     for kind in ("work_order", "purchase_order"):
-        for rec in store.staged(kind):
+        for rec in store.iter_staged(kind):
             commitment_vendors[rec.record_id] = rec.payload.get("vendor_id")
             for line in rec.payload.get("line_items") or []:
                 line_types[int(line["id"])] = line.get("line_item_type_id")

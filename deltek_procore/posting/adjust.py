@@ -46,6 +46,7 @@ def voucher_delta(posted: Voucher, current: Voucher, revision: int) -> Voucher |
     suffix = f"-A{revision}"
     return replace(
         current,
+        vendor=posted.vendor,  # the adjustment belongs to the voucher Deltek holds
         invoice=posted.invoice[: INVOICE_MAX - len(suffix)] + suffix,
         description=f"Adj {posted.invoice}"[:40],
         lines=lines,
@@ -80,10 +81,33 @@ def journal_delta(
     )
 
 
+def identity_change(posted: Voucher | JournalEntry, current: Voucher | JournalEntry) -> str | None:
+    """What makes a change impossible to express as a delta: a voucher whose vendor or
+    invoice number changed in Procore. Deltek holds the old one; a person must decide."""
+    if isinstance(posted, Voucher) and isinstance(current, Voucher):
+        if posted.vendor != current.vendor:
+            return f"vendor changed after posting ({posted.vendor} -> {current.vendor})"
+        if posted.invoice != current.invoice:
+            return f"invoice number changed after posting ({posted.invoice} -> {current.invoice})"
+    return None
+
+
+def held_after_reversal(posted: JournalEntry) -> JournalEntry:
+    """What Deltek holds, net, once `posted` is reversed: nothing. Stored as the ledger's
+    full document so a later re-approval posts the whole amount again, and a second edit
+    of the voided record reverses nothing twice."""
+    return replace(posted, lines=())
+
+
 def reversal(
     posted: JournalEntry, revision: int, trans_date=None, period: str | None = None
-) -> JournalEntry:
-    """Swap every debit and credit: the commitment was voided after it was posted."""
+) -> JournalEntry | None:
+    """Swap every debit and credit: the commitment was voided after it was posted.
+
+    None when Deltek already holds nothing for it (reversed before).
+    """
+    if not posted.lines:
+        return None
     return replace(
         posted,
         ref_no=f"{posted.ref_no}R{revision}",

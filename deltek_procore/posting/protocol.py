@@ -562,6 +562,14 @@ class Poster:
                     and 400 <= exc.status < 500
                     and exc.status not in (401, 403, 429)
                 ):
+                    # The batch name is derived from its documents, so "already exists"
+                    # means an earlier send of this very batch landed late (a stalled
+                    # request, or one from a run that died): it is posted, not rejected.
+                    # Splitting it would post the halves a second time.
+                    existing = self._safe_fetch(fetch, batch)
+                    if existing and _holds_all(transtype, existing, keyed):
+                        self._record_posted(transtype, period, keyed, existing, outcome, batch)
+                        return
                     self._split(transtype, period, chunk, index, outcome, exc)
                 else:
                     self._fail(chunk, outcome, str(exc))
@@ -678,6 +686,15 @@ class Poster:
                     ],
                     self.run_id,
                 )
+
+
+def _holds_all(transtype: str, control: dict[str, Any], keyed: list[tuple[PlanRow, str]]) -> bool:
+    """Does this batch read back with every document of the chunk (by key or RefNo)?"""
+    masters = control.get("apMaster" if transtype == "AP" else "jeMaster") or []
+    field_name = "MasterPKey" if transtype == "AP" else "RefNo"
+    present = {str(m.get(field_name)) for m in masters if isinstance(m, dict)}
+    wanted = {key if transtype == "AP" else row.document.ref_no for row, key in keyed}
+    return bool(wanted) and wanted <= present
 
 
 def _readback_amounts(transtype: str, control: dict[str, Any]) -> dict[str, Decimal]:

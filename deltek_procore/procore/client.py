@@ -753,10 +753,14 @@ class ProcoreClient:
         status: str | list[str] | None = None,
         ids: list[int] | None = None,
         updated: DateRange | None = None,
-        with_line_items: bool = True,
+        with_line_items: bool | Callable[[dict], bool] = True,
     ) -> Iterator[Commitment]:
         """Work order (subcontract) or purchase order contracts; status as Procore spells
-        it (Title Case, e.g. "Approved")."""
+        it (Title Case, e.g. "Approved").
+
+        Line items cost one call per contract (Procore has no bulk endpoint for them), so
+        `with_line_items` may be a predicate on the raw record: lines are read only where
+        it says so (e.g. only for contracts that can post)."""
         if kind not in ("work_order", "purchase_order"):
             raise ValueError("kind must be 'work_order' or 'purchase_order'")
         path = f"/rest/v1.0/{kind}_contracts"
@@ -764,7 +768,7 @@ class ProcoreClient:
         plans = query_plans(base, status=status, ids=ids, updated=updated)
         for raw in self._unique(self._each(path, plans)):
             record = {"project_id": int(project_id), **raw, "kind": kind}
-            if with_line_items and raw.get("line_items") is None:
+            if _wants_lines(with_line_items, raw):
                 lines_path = f"{path}/{to_int(raw['id'])}/line_items"
                 record["line_items"] = list(self.paginate(lines_path, base))
             yield Commitment.model_validate(record)
@@ -776,7 +780,7 @@ class ProcoreClient:
         status: str | list[str] | None = None,
         ids: list[int] | None = None,
         updated: DateRange | None = None,
-        with_line_items: bool = True,
+        with_line_items: bool | Callable[[dict], bool] = True,
     ) -> Iterator[ChangeOrder]:
         """Commitment change orders (v1.0 list); lines from the v2.0 endpoint."""
         path = f"/rest/v1.0/projects/{int(project_id)}/commitment_change_orders"
@@ -784,7 +788,7 @@ class ProcoreClient:
         company = self.settings.company_id
         for raw in self._unique(self._each(path, plans)):
             record = {"project_id": int(project_id), **raw}
-            if with_line_items and raw.get("line_items") is None:
+            if _wants_lines(with_line_items, raw):
                 lines_path = (
                     f"/rest/v2.0/companies/{company}/projects/{int(project_id)}"
                     f"/commitment_change_orders/{to_int(raw['id'])}/line_items"
@@ -881,3 +885,10 @@ def _line_owner(line: Mapping) -> int | None:
         if isinstance(holder, dict) and holder.get("id") is not None:
             return to_int(holder["id"])
     return None
+
+
+def _wants_lines(with_line_items: bool | Callable[[dict], bool], raw: dict) -> bool:
+    """Fetch a record's line items? Not when they came inline or the caller says no."""
+    if raw.get("line_items") is not None:
+        return False
+    return with_line_items(raw) if callable(with_line_items) else bool(with_line_items)

@@ -269,6 +269,38 @@ class StateStore:
                     )
         return out
 
+    def iter_staged(
+        self, kind: str, *, periods: Sequence[str] | None = None, page: int = 2000
+    ) -> Iterator[StagedRecord]:
+        """Like `staged`, one page at a time (keyset on record_id): flat memory at any size."""
+        t = schema.staged
+        last = -1
+        while True:
+            query = (
+                sa.select(t)
+                .where(t.c.kind == kind, t.c.record_id > last)
+                .order_by(t.c.record_id)
+                .limit(page)
+            )
+            if periods is not None:
+                query = query.where(t.c.period.in_(list(periods)))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).fetchall()
+            for row in rows:
+                yield StagedRecord(
+                    kind=row.kind,
+                    record_id=row.record_id,
+                    payload=json.loads(row.payload),
+                    content_hash=row.content_hash,
+                    project_id=row.project_id,
+                    period=row.period,
+                    status=row.status,
+                    updated_at=row.updated_at,
+                )
+            if len(rows) < page:
+                return
+            last = rows[-1].record_id
+
     def staged_periods(self, kinds: Sequence[str]) -> list[str]:
         t = schema.staged
         with self.engine.connect() as conn:

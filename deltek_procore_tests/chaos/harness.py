@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings
@@ -28,8 +29,14 @@ from deltek_procore.sandbox import seed as seed_module
 from deltek_procore.state.store import StateStore
 
 CENT = Decimal("0.01")
-PROJECT_KINDS = ("cost_code", "requisition", "direct_cost", "work_order", "purchase_order",
-                 "change_order")
+PROJECT_KINDS = (
+    "cost_code",
+    "requisition",
+    "direct_cost",
+    "work_order",
+    "purchase_order",
+    "change_order",
+)
 STEP_ATTEMPTS = 3  # the Dagster assets retry twice (RetryPolicy max_retries=2)
 
 REQUISITION_OK = {"approved", "approved_as_noted"}
@@ -143,6 +150,7 @@ def sync_round(
     tenant: str,
     full_ingest: bool = False,
     on_posting: Callable[[], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RoundResult:
     """Ingest -> Deltek reference data -> maps -> AP and JE postings for `periods`."""
     result = RoundResult()
@@ -173,23 +181,23 @@ def sync_round(
             return result
     if on_posting is not None:
         on_posting()
-    for kinds in (AP_KINDS, JE_KINDS):
-        reports: list[PostingReport] = []
-        ok = _step(
-            result,
-            f"postings {'/'.join(kinds)}",
-            lambda kinds=kinds: reports.append(
-                run_postings(
-                    store=store,
-                    deltek=deltek,
-                    mapping=mapping,
-                    kinds=kinds,
-                    periods=periods,
-                    tenant=tenant,
-                )
-            ),
+    reports: list[PostingReport] = []
+
+    def post(kinds: tuple[str, ...]) -> None:
+        reports.append(
+            run_postings(
+                store=store,
+                deltek=deltek,
+                mapping=mapping,
+                kinds=kinds,
+                periods=periods,
+                tenant=tenant,
+                progress=progress,
+            )
         )
-        if not ok:
+
+    for kinds in (AP_KINDS, JE_KINDS):
+        if not _step(result, f"postings {'/'.join(kinds)}", partial(post, kinds)):
             return result
         result.reports.append(reports[-1])
     return result
@@ -225,15 +233,11 @@ class _World:
             for p in data.deltek["projects"]
             if p["Status"] == "A" and not str(p.get("WBS2") or "").strip()
         }
-        self.project_ok = {
-            p["id"]: p["project_number"] in active for p in procore["projects"]
-        }
+        self.project_ok = {p["id"]: p["project_number"] in active for p in procore["projects"]}
         self.code = {c["id"]: c["full_code"] for c in procore["cost_codes"]}
         self.ctype = {t["id"]: t["code"] for t in procore["line_item_types"]}
         self.rules = compile_rules(mapping.gl_accounts)
-        self.active_accounts = {
-            a["Account"] for a in data.deltek["accounts"] if a["Status"] == "A"
-        }
+        self.active_accounts = {a["Account"] for a in data.deltek["accounts"] if a["Status"] == "A"}
         self.contract_line_type: dict[int, int] = {}
         self.contract_vendor: dict[int, int] = {}
         for key in ("work_order_contracts", "purchase_order_contracts"):
@@ -343,8 +347,9 @@ def _expected_requisition(req: dict, world: _World) -> Expected | None:
         )
         if gross == 0:
             continue
-        account = world.account(item["cost_code_id"], world.contract_line_type.get(
-            item["line_item_id"]))
+        account = world.account(
+            item["cost_code_id"], world.contract_line_type.get(item["line_item_id"])
+        )
         if account is None:
             return None
         lines.append((account, gross, Decimal("0.00")))
@@ -431,13 +436,20 @@ def actual_deltek(sim: Any) -> tuple[dict[tuple[str, ...], list[Expected]], dict
     ap: dict[tuple[str, ...], list[Expected]] = {}
     for master in sim.ap_vouchers():
         lines = tuple(
-            sorted((str(d["Account"]), _money(d["Amount"]), Decimal("0.00"))
-                   for d in master["apDetail"])
+            sorted(
+                (str(d["Account"]), _money(d["Amount"]), Decimal("0.00"))
+                for d in master["apDetail"]
+            )
         )
         key = (str(master["Vendor"]), str(master["Invoice"]))
         ap.setdefault(key, []).append(
-            Expected(key, int(master["Period"]), sum((ln[1] for ln in lines), Decimal("0.00")),
-                     lines, f"batch {master['Batch']}")
+            Expected(
+                key,
+                int(master["Period"]),
+                sum((ln[1] for ln in lines), Decimal("0.00")),
+                lines,
+                f"batch {master['Batch']}",
+            )
         )
     je: dict[tuple[str, ...], list[Expected]] = {}
     for master in sim.journal_entries():
@@ -449,14 +461,20 @@ def actual_deltek(sim: Any) -> tuple[dict[tuple[str, ...], list[Expected]], dict
         )
         key = (str(master["RefNo"]),)
         je.setdefault(key, []).append(
-            Expected(key, int(master["Period"]), sum((ln[1] for ln in lines), Decimal("0.00")),
-                     lines, f"batch {master['Batch']}")
+            Expected(
+                key,
+                int(master["Period"]),
+                sum((ln[1] for ln in lines), Decimal("0.00")),
+                lines,
+                f"batch {master['Batch']}",
+            )
         )
     return ap, je
 
 
 def compare_deltek(
-    expected: dict[tuple[str, ...], Expected], actual: dict[tuple[str, ...], list[Expected]],
+    expected: dict[tuple[str, ...], Expected],
+    actual: dict[tuple[str, ...], list[Expected]],
     what: str,
 ) -> list[str]:
     """Every difference, one line each: missing, twice, unexpected, wrong amount or period."""

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from deltek_procore.deltek.errors import DeltekAmbiguousError
 from deltek_procore.mapping.config import load_mapping
+from deltek_procore.pipeline import ingest, reference
 from deltek_procore.sandbox.faults import Faults
 from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 from deltek_procore.state.store import StateStore
@@ -49,7 +51,7 @@ def deltek_faults(seed: int, *, stalls: bool = False) -> Faults:
         seed=seed,
     )
     if stalls:
-        faults.configure(rate_timeout=0.03, timeout_s=DELTEK_READ_TIMEOUT * 1.5)
+        faults.configure(rate_timeout=0.012, timeout_s=DELTEK_READ_TIMEOUT * 1.3)
     return faults
 
 
@@ -62,8 +64,15 @@ def run_until_quiet(box, store: StateStore, *, max_rounds: int = MAX_ROUNDS) -> 
     )
     mapping = load_mapping(box.mappings_path)
     periods = sandbox_periods(box)
-    figures = {"rounds": 0, "posted": 0, "adopted": 0, "failed": 0, "step_errors": 0,
-               "step_retries": 0, "quarantined": 0}
+    figures = {
+        "rounds": 0,
+        "posted": 0,
+        "adopted": 0,
+        "failed": 0,
+        "step_errors": 0,
+        "step_retries": 0,
+        "quarantined": 0,
+    }
     for number in range(1, max_rounds + 1):
         result = sync_round(
             store=store,
@@ -86,6 +95,10 @@ def run_until_quiet(box, store: StateStore, *, max_rounds: int = MAX_ROUNDS) -> 
             break
     else:
         pytest.fail(f"still posting or failing after {max_rounds} rounds: {figures}")
+    for report in result.reports:  # the asset checks agree once everything has landed
+        for name in ("complete", "no_duplicates", "read_back_matches", "totals_match"):
+            passed, detail = report.checks[name]
+            assert passed, f"{'/'.join(report.kinds)} check {name}: {detail}"
     figures["procore_calls"] = procore.stats.calls
     figures["procore_retries"] = procore.stats.retries
     figures["procore_429"] = procore.stats.throttled_429
@@ -93,9 +106,14 @@ def run_until_quiet(box, store: StateStore, *, max_rounds: int = MAX_ROUNDS) -> 
     figures["deltek_calls"] = deltek.stats.calls
     figures["deltek_retries"] = deltek.stats.retries
     figures["deltek_tokens"] = deltek.stats.tokens
-    events = Counter(row["event"] for row in store.audit_trail())
-    for name in ("ambiguous", "retry", "dedup_hit", "rejected", "error", "firm_adopted"):
+    trail = store.audit_trail()
+    events = Counter(row["event"] for row in trail)
+    for name in ("dedup_hit", "rejected", "error", "firm_adopted"):
         figures[f"audit_{name}"] = events.get(name, 0)
+    for name in ("ambiguous", "retry"):  # audited per record; count the batches
+        figures[f"{name}_batches"] = len(
+            {row["detail"].get("batch") for row in trail if row["event"] == name}
+        )
     for name, value in box.procore.faults.counters.items():
         figures[f"procore_fault_{name}"] = value
     for name, value in box.deltek.faults.counters.items():
@@ -124,6 +142,7 @@ def _chaos(tmp_path: Path, *, seed: int, deltek_stalls: bool, batch_size: int = 
         small_batches(box, batch_size)
         store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
         figures = run_until_quiet(box, store)
+        figures["records"] = box.data.summary["records"]
         problems, expected = verify(box)
         figures.update(expected)
         print("chaos figures:", " ".join(f"{k}={v}" for k, v in sorted(figures.items())))
@@ -146,3 +165,121 @@ def test_chaos_every_fault_each_record_exactly_once(tmp_path: Path) -> None:
 def test_chaos_with_deltek_stalls_that_commit_late(tmp_path: Path) -> None:
     """A Deltek write that outlives the client's timeout lands after the look-up."""
     _chaos(tmp_path, seed=23, deltek_stalls=True, batch_size=10)
+
+
+class LateCommit:
+    """A Deltek client whose first write per kind commits only after the look-up.
+
+    What a stalled request does in real life: the client times out, looks the batch
+    up (not there yet), sends it again, and meanwhile the first request commits.
+    """
+
+    def __init__(self, client, kinds: tuple[str, ...] = ("ap", "je")):
+        self._client = client
+        self._armed = set(kinds)
+        self._hidden: set[str] = set()
+        self.tricks = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def _create(self, kind: str, control: dict) -> list[dict]:
+        create = getattr(self._client, f"create_{kind}_batch")
+        if kind not in self._armed or len(control[f"{kind}Master"]) < 2:
+            return create(control)
+        self._armed.discard(kind)
+        self._hidden.add(control["Batch"])
+        self.tricks += 1
+        create(control)  # it lands...
+        raise DeltekAmbiguousError(None, "POST", f"DataEntry/{kind}Control", "timed out")
+
+    def _get(self, kind: str, batch: str) -> dict | None:
+        if batch in self._hidden:  # ...but the look-up runs before it is visible
+            self._hidden.discard(batch)
+            return None
+        return getattr(self._client, f"get_{kind}_batch")(batch)
+
+    def create_ap_batch(self, control: dict) -> list[dict]:
+        return self._create("ap", control)
+
+    def create_je_batch(self, control: dict) -> list[dict]:
+        return self._create("je", control)
+
+    def get_ap_batch(self, batch: str) -> dict | None:
+        return self._get("ap", batch)
+
+    def get_je_batch(self, batch: str) -> dict | None:
+        return self._get("je", batch)
+
+
+def test_a_write_that_lands_after_its_look_up_is_not_posted_again(tmp_path: Path) -> None:
+    """Retry of a batch Deltek meanwhile committed: 'already exists' must not split it."""
+    box = start_sandbox(records=400, workdir=tmp_path, hourly_limit=10**7, spike_limit=10**7)
+    try:
+        procore, deltek = make_clients(box.env)
+        late = LateCommit(deltek)
+        result = sync_round(
+            store=StateStore(f"sqlite:///{tmp_path / 'state.db'}"),
+            procore=procore,
+            deltek=late,  # type: ignore[arg-type]
+            mapping=load_mapping(box.mappings_path),
+            periods=sandbox_periods(box),
+            tenant=tenant_of(box.env),
+        )
+        assert late.tricks == 2
+        assert result.clean, result.errors
+        rejected = [
+            row
+            for report in result.reports
+            for row in report.quarantined()
+            if "Deltek rejected" in row["reason"]
+        ]
+        problems, _ = verify(box)
+        assert not problems, "\n".join(problems[:20])
+        assert not rejected, rejected[:3]
+    finally:
+        box.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline/reference.py build_vendor_map (~line 107): matches against the "
+    "'deltek_firms' snapshot taken before it created firms, so a retry (or a second sync) "
+    "sees its own links as 'stored link ... points to no firm' and quarantines their spend",
+)
+def test_vendor_map_retry_accepts_the_firms_it_created(tmp_path: Path) -> None:
+    box = start_sandbox(records=300, workdir=tmp_path, hourly_limit=10**7, spike_limit=10**7)
+    try:
+        procore, deltek = make_clients(box.env)
+        store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        mapping = load_mapping(box.mappings_path)
+        for kind in ("project", "vendor", "cost_type"):
+            ingest.ingest_company(procore, store, kind)
+        ids = [r.record_id for r in store.staged("project")]
+        for kind in ("requisition", "direct_cost", "work_order", "purchase_order"):
+            ingest.ingest_projects(procore, store, kind, ids)
+        reference.refresh_deltek(deltek, store)
+
+        class LoseSecondFirm:
+            """Creates firms; the second creation's answer is lost (it did land)."""
+
+            def __init__(self) -> None:
+                self.created = 0
+
+            def __getattr__(self, name: str):
+                return getattr(deltek, name)
+
+            def create_vendor_firm(self, **kwargs):
+                self.created += 1
+                row = deltek.create_vendor_firm(**kwargs)
+                if self.created == 2:
+                    raise DeltekAmbiguousError(502, "POST", "firm", "Bad Gateway")
+                return row
+
+        with pytest.raises(DeltekAmbiguousError):
+            reference.build_vendor_map(store, mapping, LoseSecondFirm())
+        retry = reference.build_vendor_map(store, mapping, deltek)  # as Dagster's retry does
+        stale = {pid: p for pid, p in retry.problems.items() if "points to no firm" in p}
+        assert not stale, stale
+    finally:
+        box.stop()

@@ -127,7 +127,9 @@ def harness(
         if late_change_policy:
             text = box.mappings_path.read_text()
             assert "late_change_policy" not in text
-            text = text.replace("defaults:\n", f"defaults:\n  late_change_policy: {late_change_policy}\n", 1)
+            text = text.replace(
+                "defaults:\n", f"defaults:\n  late_change_policy: {late_change_policy}\n", 1
+            )
             box.mappings_path.write_text(text)
         for key, value in box.env.items():
             monkeypatch.setenv(key, value)
@@ -143,6 +145,7 @@ def harness(
 # ---- what "Deltek is exactly right" means -------------------------------------------------
 def approved_records(box: Sandbox, kind: str, periods: list[str]) -> dict[int, dict]:
     """Procore's current approved spend of `kind` in `periods` (the simulator's own data)."""
+    from deltek_procore.pipeline.completeness import has_amount
     from deltek_procore.posting.periods import period_of
     from deltek_procore.posting.translate import (
         PURCHASE_ORDER_POSTABLE,
@@ -163,7 +166,7 @@ def approved_records(box: Sandbox, kind: str, periods: list[str]) -> dict[int, d
             continue
         if kind == "direct_cost" and rec.get("direct_cost_type") != "invoice":
             continue
-        if rec.get("deleted_at"):
+        if rec.get("deleted_at") or not has_amount(kind, rec):
             continue
         out[int(rec["id"])] = rec
     return out

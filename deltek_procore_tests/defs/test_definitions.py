@@ -17,9 +17,16 @@ def test_asset_graph_and_lineage() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSETS
-    ap = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "deltek_ap_invoices"))
+    ap = graph.get(
+        next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "deltek_ap_invoices")
+    )
     parents = {k.to_user_string() for k in ap.parent_keys}
-    assert {"vendor_firm_map", "gl_account_map", "project_map", "procore_subcontractor_invoices"} <= parents
+    assert {
+        "vendor_firm_map",
+        "gl_account_map",
+        "project_map",
+        "procore_subcontractor_invoices",
+    } <= parents
     assert ap.partitions_def is not None
     keys = ap.partitions_def.get_partition_keys()
     assert keys[0] == "2024-01" and all(len(k) == 7 for k in keys)
@@ -27,7 +34,13 @@ def test_asset_graph_and_lineage() -> None:
 
 def test_checks_job_sensor_schedule() -> None:
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
-    assert {"every_line_mapped", "complete", "no_duplicates", "read_back_matches", "totals_match"} <= checks
+    assert {
+        "every_line_mapped",
+        "complete",
+        "no_duplicates",
+        "read_back_matches",
+        "totals_match",
+    } <= checks
     assert defs.resolve_job_def("sync").name == "sync"
     assert defs.resolve_sensor_def("procore_webhook_sensor").name == "procore_webhook_sensor"
     assert defs.resolve_schedule_def("nightly_reconciliation").cron_schedule

@@ -32,7 +32,9 @@ def env(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     else:
         state_url = f"sqlite:///{tmp_path / 'state.db'}"
         write_dagster_yaml(home)
-    box = start_sandbox(records=RECORDS, seed=7, workdir=tmp_path, spike_limit=2000, hourly_limit=100_000)
+    box = start_sandbox(
+        records=RECORDS, seed=7, workdir=tmp_path, spike_limit=2000, hourly_limit=100_000
+    )
     for key, value in box.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -66,13 +68,17 @@ def expected_vouchers(box, periods: set[str]) -> dict[str, dict]:
     projects = {p["id"]: p["project_number"] for p in data["projects"]}
     vendors = {v["id"]: v for v in data["vendors"]}
     line_type = {
-        line["id"]: line["line_item_type"]["id"] if line.get("line_item_type") else line.get("line_item_type_id")
+        line["id"]: line["line_item_type"]["id"]
+        if line.get("line_item_type")
+        else line.get("line_item_type_id")
         for kind in ("work_order_contracts", "purchase_order_contracts")
         for c in data[kind]
         for line in c.get("line_items", [])
     }
     commitment_vendor = {
-        c["id"]: c["vendor"]["id"] for k in ("work_order_contracts", "purchase_order_contracts") for c in data[k]
+        c["id"]: c["vendor"]["id"]
+        for k in ("work_order_contracts", "purchase_order_contracts")
+        for c in data[k]
     }
     unmatched = box.data.summary["unmatched_project"]
     out: dict[str, dict] = {}
@@ -86,21 +92,39 @@ def expected_vouchers(box, periods: set[str]) -> dict[str, dict]:
             continue
         if projects[req["project_id"]] == unmatched:
             continue
-        items = [i for i in req["items"] if Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"])]
-        if not items or not all(account_ok(i["cost_code_id"], line_type[i["line_item_id"]]) for i in items):
+        items = [
+            i
+            for i in req["items"]
+            if Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"])
+        ]
+        if not items or not all(
+            account_ok(i["cost_code_id"], line_type[i["line_item_id"]]) for i in items
+        ):
             continue
-        gross = sum(Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"]) for i in req["items"])
+        gross = sum(
+            Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"])
+            for i in req["items"]
+        )
         retainage = sum(
-            Decimal(i["work_completed_retainage_retained_this_period"]) + Decimal(i["materials_stored_retainage_retained_this_period"])
+            Decimal(i["work_completed_retainage_retained_this_period"])
+            + Decimal(i["materials_stored_retainage_retained_this_period"])
             for i in req["items"]
         )
         vendor = vendors[req.get("vendor_id") or commitment_vendor[req["commitment_id"]]]
         if not (vendor.get("name") or "").strip():
             continue
-        out[req["invoice_number"]] = {"total": gross - retainage, "vendor": vendor, "project": projects[req["project_id"]]}
+        out[req["invoice_number"]] = {
+            "total": gross - retainage,
+            "vendor": vendor,
+            "project": projects[req["project_id"]],
+        }
     for cost in data["direct_costs"]:
         period = (cost.get("direct_cost_date") or "")[:7]
-        if cost["status"] != "approved" or cost["direct_cost_type"] != "invoice" or period not in periods:
+        if (
+            cost["status"] != "approved"
+            or cost["direct_cost_type"] != "invoice"
+            or period not in periods
+        ):
             continue
         if projects[cost["project_id"]] == unmatched:
             continue
@@ -110,7 +134,11 @@ def expected_vouchers(box, periods: set[str]) -> dict[str, dict]:
         vendor = vendors[cost["vendor_id"]]
         if not (vendor.get("name") or "").strip():
             continue
-        out[cost["invoice_number"]] = {"total": Decimal(cost["grand_total"]), "vendor": vendor, "project": projects[cost["project_id"]]}
+        out[cost["invoice_number"]] = {
+            "total": Decimal(cost["grand_total"]),
+            "vendor": vendor,
+            "project": projects[cost["project_id"]],
+        }
     return out
 
 
@@ -132,7 +160,7 @@ def test_every_approved_record_lands_once_with_the_right_targets(env) -> None:
     expected = expected_vouchers(box, set(periods))
     found = deltek_vouchers(box)
     assert expected, "the sandbox must hold approved vouchers"
-    assert set(found) == set(expected), (set(found) ^ set(expected))
+    assert set(found) == set(expected), set(found) ^ set(expected)
     firms = {f["Vendor"]: f for f in box.deltek.firms() if f.get("Vendor")}
     phased = box.data.summary["phased_project"]
     for invoice, want in expected.items():
@@ -178,12 +206,22 @@ def test_unmapped_line_is_quarantined_then_posts_once_its_rule_is_added(env) -> 
     periods = sandbox_periods(box)
     run_sync(periods)
     store = StateStore()
-    held = [r for r in store.ledger_rows(statuses=["quarantined"]) if "09-250 / cost type E" in (r.reason or "")]
+    held = [
+        r
+        for r in store.ledger_rows(statuses=["quarantined"])
+        if "09-250 / cost type E" in (r.reason or "")
+    ]
     assert held, "the seed has approved records on the unmapped pair"
     before = {v["Invoice"] for v in box.deltek.ap_vouchers()}
     mappings = Path(os.environ["DELTEK_PROCORE_MAPPINGS"])
     text = mappings.read_text()
-    mappings.write_text(text.replace("gl_accounts:\n", 'gl_accounts:\n  - cost_code: "09-250"\n    cost_type: E\n    account: "5400"\n', 1))
+    mappings.write_text(
+        text.replace(
+            "gl_accounts:\n",
+            'gl_accounts:\n  - cost_code: "09-250"\n    cost_type: E\n    account: "5400"\n',
+            1,
+        )
+    )
     run_sync(periods)
     after = deltek_vouchers(box)
     newly = set(after) - before
@@ -197,7 +235,9 @@ def test_unmapped_line_is_quarantined_then_posts_once_its_rule_is_added(env) -> 
     assert any(store.latest(r.kind, [r.record_id])[r.record_id].status == "posted" for r in held)
 
 
-def test_crash_between_post_and_record_leaves_no_duplicate(env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_post_and_record_leaves_no_duplicate(
+    env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deltek_procore.posting import protocol
 
     box = env
@@ -217,7 +257,10 @@ def test_crash_between_post_and_record_leaves_no_duplicate(env, monkeypatch: pyt
     with dg.DagsterInstance.get() as instance:
         failed = defs.resolve_job_def("sync").execute_in_process(
             instance=instance,
-            tags={"dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]},
+            tags={
+                "dagster/asset_partition_range_start": periods[0],
+                "dagster/asset_partition_range_end": periods[-1],
+            },
             raise_on_error=False,
         )
     assert not failed.success and crashed["n"] == 1

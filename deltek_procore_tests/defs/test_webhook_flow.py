@@ -94,7 +94,18 @@ def test_burst_of_500_events_is_a_few_runs_with_stable_keys(synced):
 
     first = _tick(h)
     requests = first.run_requests
-    print("burst runs:", [(r.partition_key, r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"), r.tags["deltek-procore/events"]) for r in requests])
+    print(
+        "burst runs:",
+        [
+            (
+                r.partition_key,
+                r.tags.get("dagster/asset_partition_range_start"),
+                r.tags.get("dagster/asset_partition_range_end"),
+                r.tags["deltek-procore/events"],
+            )
+            for r in requests
+        ],
+    )
     assert 1 <= len(requests) <= 4
     covered = sum(int(r.tags["deltek-procore/events"]) for r in requests)
     assert covered == 500
@@ -140,9 +151,11 @@ def test_claim_whose_run_never_started_is_requested_again(synced, monkeypatch):
     assert [r.run_key for r in second.run_requests] == [request.run_key]
     assert second.run_requests[0].run_config == request.run_config
     # once a run with that key exists, the claim is forgotten
-    h.execute(second.run_requests[0].with_replaced_attrs(
-        tags={**second.run_requests[0].tags, "dagster/run_key": request.run_key}
-    ))
+    h.execute(
+        second.run_requests[0].with_replaced_attrs(
+            tags={**second.run_requests[0].tags, "dagster/run_key": request.run_key}
+        )
+    )
     third = _tick(h, cursor=second.cursor)
     assert third.run_requests in (None, [])
     assert json.loads(third.cursor)["claims"] == {}

@@ -22,14 +22,21 @@ RULES = {("03-300", "S"): "5100", ("03-300", "M"): "5200", ("01-000", "L"): "531
 
 def ctx(**overrides) -> MappingContext:
     base = dict(
-        projects={1: ProjectTarget("2024001.00", "CONST"), 2: "Deltek project 2023004.00 is inactive"},
+        projects={
+            1: ProjectTarget("2024001.00", "CONST"),
+            2: "Deltek project 2023004.00 is inactive",
+        },
         vendors={10: "V10"},
-        vendor_problems={11: "Procore vendor 11 has no name; add one in the Procore Company Directory"},
+        vendor_problems={
+            11: "Procore vendor 11 has no name; add one in the Procore Company Directory"
+        },
         cost_codes={100: "03-300", 101: "01-000", 102: "09-250"},
         cost_types={7: "S", 8: "M", 9: "L", 6: "E"},
         commitment_line_types={500: 7, 501: 8},
         commitment_vendors={900: 10},
-        resolve_account=lambda code, ctype: (RULES[(code, ctype)], 0) if (code, ctype) in RULES else None,
+        resolve_account=lambda code, ctype: (
+            (RULES[(code, ctype)], 0) if (code, ctype) in RULES else None
+        ),
         accounts={"5100": "A", "5200": "A", "5310": "I", "2150": "A", "2160": "A"},
         commitment_offset_account="2150",
         retainage_account="2160",
@@ -65,7 +72,9 @@ def test_requisition_becomes_gross_lines_and_a_retainage_line() -> None:
         ("5200", Decimal("500.00")),  # cost type from the commitment line the item bills
         ("2160", Decimal("-125.00")),
     ]
-    assert all(ln.charge.wbs1 == "2024001.00" and ln.charge.wbs2 == "CONST" for ln in voucher.lines[:2])
+    assert all(
+        ln.charge.wbs1 == "2024001.00" and ln.charge.wbs2 == "CONST" for ln in voucher.lines[:2]
+    )
     assert voucher.lines[2].charge.wbs1 == ""
     assert voucher.total == Decimal("1625.00")
     assert voucher.lines[1].description == "Rebar bundle"  # control characters cleaned
@@ -93,16 +102,43 @@ def test_requisition_problems_are_specific(change, needle) -> None:
 
 
 def test_unmapped_pair_and_inactive_account_name_the_pair() -> None:
-    req = requisition(items=[{"id": 3, "cost_code_id": 102, "line_item_type_id": 6, "work_completed_this_period": "10"}])
+    req = requisition(
+        items=[
+            {
+                "id": 3,
+                "cost_code_id": 102,
+                "line_item_type_id": 6,
+                "work_completed_this_period": "10",
+            }
+        ]
+    )
     result = translate("requisition", req, ctx())
     assert isinstance(result, Quarantine)
     assert result.reason.startswith("cost code 09-250 / cost type E has no GL account")
-    req = requisition(items=[{"id": 3, "cost_code_id": 101, "line_item_type_id": 9, "work_completed_this_period": "10"}])
+    req = requisition(
+        items=[
+            {
+                "id": 3,
+                "cost_code_id": 101,
+                "line_item_type_id": 9,
+                "work_completed_this_period": "10",
+            }
+        ]
+    )
     assert "inactive" in translate("requisition", req, ctx()).reason
 
 
 def test_absurd_amount_is_refused() -> None:
-    req = requisition(items=[{"id": 3, "cost_code_id": 100, "line_item_id": 500, "work_completed_this_period": "1e15"}])
+    req = requisition(
+        items=[
+            {
+                "id": 3,
+                "cost_code_id": 100,
+                "line_item_id": 500,
+                "work_completed_this_period": "1e15",
+            }
+        ]
+    )
     result = translate("requisition", req, ctx())
     assert isinstance(result, Quarantine) and "beyond" in result.reason
 
@@ -123,16 +159,27 @@ def direct_cost(**changes) -> DirectCost:
 
 def test_direct_cost_lines_must_add_up_to_the_grand_total() -> None:
     voucher = translate("direct_cost", direct_cost(), ctx())
-    assert isinstance(voucher, Voucher) and voucher.total == Decimal("300.00") and voucher.period == "2025-04"
+    assert (
+        isinstance(voucher, Voucher)
+        and voucher.total == Decimal("300.00")
+        and voucher.period == "2025-04"
+    )
     result = translate("direct_cost", direct_cost(grand_total="301.00"), ctx())
-    assert isinstance(result, Quarantine) and "add up to 300.00 but the grand total is 301.00" in result.reason
+    assert (
+        isinstance(result, Quarantine)
+        and "add up to 300.00 but the grand total is 301.00" in result.reason
+    )
 
 
 def test_eligibility_follows_procore_spelling() -> None:
     c = ctx()
     assert is_eligible("direct_cost", direct_cost(), c)
     assert not is_eligible("direct_cost", direct_cost(direct_cost_type="expense"), c)
-    assert is_eligible("direct_cost", direct_cost(direct_cost_type="expense"), ctx(direct_cost_types=("invoice", "expense")))
+    assert is_eligible(
+        "direct_cost",
+        direct_cost(direct_cost_type="expense"),
+        ctx(direct_cost_types=("invoice", "expense")),
+    )
     assert not is_eligible("direct_cost", direct_cost(status="pending"), c)
     assert is_eligible("requisition", requisition(status="approved_as_noted"), c)
     assert not is_eligible("requisition", requisition(status="under_review"), c)
@@ -167,12 +214,20 @@ def test_negative_change_order_credits_cost_and_debits_offset() -> None:
          "line_items": [{"id": 1, "amount": "-40.00", "cost_code": {"id": 100}, "line_item_type": {"id": 7}}]}
     )  # fmt: skip
     je = translate("change_order", co, ctx())
-    assert isinstance(je, JournalEntry) and je.balanced and je.period == "2025-06" and je.ref_no == "PCC300001"
+    assert (
+        isinstance(je, JournalEntry)
+        and je.balanced
+        and je.period == "2025-06"
+        and je.ref_no == "PCC300001"
+    )
     assert je.lines[0].credit == Decimal("40.00") and je.lines[1].debit == Decimal("40.00")
 
 
 def test_periods_and_text_helpers() -> None:
-    assert period_of("direct_cost", {"direct_cost_date": None, "received_date": "2025-12-31"}) == "2025-12"
+    assert (
+        period_of("direct_cost", {"direct_cost_date": None, "received_date": "2025-12-31"})
+        == "2025-12"
+    )
     assert deltek_period("2025-12") == 202512
     assert periods_between("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
     with pytest.raises(ValueError, match="after"):

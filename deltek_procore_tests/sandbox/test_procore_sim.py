@@ -20,8 +20,11 @@ from deltek_procore.sandbox.procore_sim import ProcoreSimulator
 from deltek_procore.sandbox.server import RunningServer, serve_in_thread
 
 COMPANY = str(seed.PROCORE_COMPANY_ID)
-CREDS = {"grant_type": "client_credentials", "client_id": seed.PROCORE_CLIENT_ID,
-         "client_secret": seed.PROCORE_CLIENT_SECRET}
+CREDS = {
+    "grant_type": "client_credentials",
+    "client_id": seed.PROCORE_CLIENT_ID,
+    "client_secret": seed.PROCORE_CLIENT_SECRET,
+}
 RATE_HEADERS = ("X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")
 
 
@@ -74,13 +77,18 @@ def test_token_accepts_form_multipart_json_and_basic(served) -> None:
     url = served[1].url
     multipart = {k: (None, v) for k, v in CREDS.items()}
     basic = base64.b64encode(
-        f"{seed.PROCORE_CLIENT_ID}:{seed.PROCORE_CLIENT_SECRET}".encode()).decode()
+        f"{seed.PROCORE_CLIENT_ID}:{seed.PROCORE_CLIENT_SECRET}".encode()
+    ).decode()
     answers = [
         requests.post(f"{url}/oauth/token", data=CREDS, timeout=10),
         requests.post(f"{url}/oauth/token", files=multipart, timeout=10),
         requests.post(f"{url}/oauth/token", json=CREDS, timeout=10),
-        requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                      headers={"Authorization": f"Basic {basic}"}, timeout=10),
+        requests.post(
+            f"{url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+            timeout=10,
+        ),
     ]
     tokens = set()
     for response in answers:
@@ -93,12 +101,14 @@ def test_token_accepts_form_multipart_json_and_basic(served) -> None:
 
 
 def test_unknown_client_is_invalid_client(served) -> None:
-    response = requests.post(f"{served[1].url}/oauth/token",
-                             data={**CREDS, "client_secret": "wrong"}, timeout=10)
+    response = requests.post(
+        f"{served[1].url}/oauth/token", data={**CREDS, "client_secret": "wrong"}, timeout=10
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert response.json()["error_description"].startswith(
-        "Client authentication failed due to unknown client")
+        "Client authentication failed due to unknown client"
+    )
     assert "wrong" not in response.text
 
 
@@ -110,8 +120,9 @@ def test_token_expires_by_ttl_and_by_call_count_then_reauth_works(data) -> None:
         token = _token(server.url)
         me = f"{server.url}/rest/v1.0/me"
         assert requests.get(me, headers=_headers(token), timeout=10).status_code == 200
-        info = requests.get(f"{server.url}/oauth/token/info", headers=_headers(token),
-                            timeout=10).json()
+        info = requests.get(
+            f"{server.url}/oauth/token/info", headers=_headers(token), timeout=10
+        ).json()
         assert info["expires_in_seconds"] == 100
         assert info["application"]["uid"] == seed.PROCORE_CLIENT_ID
         clock.now += 101
@@ -123,8 +134,9 @@ def test_token_expires_by_ttl_and_by_call_count_then_reauth_works(data) -> None:
         assert requests.get(me, headers=_headers(fresh), timeout=10).status_code == 200
         faults.configure(token_expire_after_calls=2)
         limited = _token(server.url)
-        codes = [requests.get(me, headers=_headers(limited), timeout=10).status_code
-                 for _ in range(3)]
+        codes = [
+            requests.get(me, headers=_headers(limited), timeout=10).status_code for _ in range(3)
+        ]
         assert codes == [200, 200, 401]
     sim.close()
 
@@ -132,15 +144,22 @@ def test_token_expires_by_ttl_and_by_call_count_then_reauth_works(data) -> None:
 def test_company_header_rules(api, data) -> None:
     url, headers = api
     bare = {"Authorization": headers["Authorization"]}
-    assert requests.get(f"{url}/rest/v1.0/companies", headers=bare, timeout=10).json()[0][
-        "id"] == seed.PROCORE_COMPANY_ID
+    assert (
+        requests.get(f"{url}/rest/v1.0/companies", headers=bare, timeout=10).json()[0]["id"]
+        == seed.PROCORE_COMPANY_ID
+    )
     assert requests.get(f"{url}/rest/v1.0/me", headers=bare, timeout=10).status_code == 200
-    missing = requests.get(f"{url}/rest/v1.0/projects", params={"company_id": COMPANY},
-                           headers=bare, timeout=10)
+    missing = requests.get(
+        f"{url}/rest/v1.0/projects", params={"company_id": COMPANY}, headers=bare, timeout=10
+    )
     assert missing.status_code in (400, 403)
     assert missing.json()["errors"].startswith("Missing Procore-Company-Id header!")
-    wrong = requests.get(f"{url}/rest/v1.0/projects", params={"company_id": 1},
-                         headers={**bare, "Procore-Company-Id": "1"}, timeout=10)
+    wrong = requests.get(
+        f"{url}/rest/v1.0/projects",
+        params={"company_id": 1},
+        headers={**bare, "Procore-Company-Id": "1"},
+        timeout=10,
+    )
     assert wrong.status_code == 403
     no_param = requests.get(f"{url}/rest/v1.0/projects", headers=headers, timeout=10)
     assert no_param.status_code == 400
@@ -157,8 +176,12 @@ def test_paging_walks_every_page_with_total_per_page_and_link(api, data) -> None
     url, headers = api
     project = _project(data)
     expected = sorted(d["id"] for d in data.procore["direct_costs"] if d["project_id"] == project)
-    first = requests.get(f"{url}/rest/v1.1/projects/{project}/direct_costs",
-                         params={"per_page": 7}, headers=headers, timeout=10)
+    first = requests.get(
+        f"{url}/rest/v1.1/projects/{project}/direct_costs",
+        params={"per_page": 7},
+        headers=headers,
+        timeout=10,
+    )
     assert first.headers["Total"] == str(len(expected))
     assert first.headers["Per-Page"] == "7"
     links = _links(first.headers["Link"])
@@ -169,14 +192,19 @@ def test_paging_walks_every_page_with_total_per_page_and_link(api, data) -> None
     pages = 1
     response = first
     while "next" in _links(response.headers["Link"]):
-        response = requests.get(_links(response.headers["Link"])["next"], headers=headers,
-                                timeout=10)
+        response = requests.get(
+            _links(response.headers["Link"])["next"], headers=headers, timeout=10
+        )
         seen += [d["id"] for d in response.json()]
         pages += 1
     assert seen == expected and pages == last_page
     assert set(_links(response.headers["Link"])) == {"first", "prev", "last"}
-    default = requests.get(f"{url}/rest/v1.1/projects/{project}/direct_costs", headers=headers,
-                           params={"per_page": 999_999}, timeout=10)
+    default = requests.get(
+        f"{url}/rest/v1.1/projects/{project}/direct_costs",
+        headers=headers,
+        params={"per_page": 999_999},
+        timeout=10,
+    )
     assert default.headers["Per-Page"] == "10000"
 
 
@@ -184,19 +212,31 @@ def test_updated_at_range_and_single_date_rejected(api, data) -> None:
     url, headers = api
     project = _project(data, 1)
     rows = [r for r in data.procore["requisitions"] if r["project_id"] == project]
-    expected = sorted(r["id"] for r in rows if "2025-06-01" <= r["updated_at"][:10]
-                      <= "2025-08-31")
-    params = {"project_id": project, "filters[updated_at]": "2025-06-01...2025-08-31",
-              "per_page": 1000}
-    got = requests.get(f"{url}/rest/v1.1/requisitions", params=params, headers=headers,
-                       timeout=10)
+    expected = sorted(r["id"] for r in rows if "2025-06-01" <= r["updated_at"][:10] <= "2025-08-31")
+    params = {
+        "project_id": project,
+        "filters[updated_at]": "2025-06-01...2025-08-31",
+        "per_page": 1000,
+    }
+    got = requests.get(f"{url}/rest/v1.1/requisitions", params=params, headers=headers, timeout=10)
     assert got.status_code == 200
     assert sorted(r["id"] for r in got.json()) == expected and expected
-    iso = requests.get(f"{url}/rest/v1.1/requisitions", headers=headers, timeout=10, params={
-        **params, "filters[updated_at]": "2025-06-01T00:00:00Z...2025-08-31T23:59:59+00:00"})
+    iso = requests.get(
+        f"{url}/rest/v1.1/requisitions",
+        headers=headers,
+        timeout=10,
+        params={
+            **params,
+            "filters[updated_at]": "2025-06-01T00:00:00Z...2025-08-31T23:59:59+00:00",
+        },
+    )
     assert sorted(r["id"] for r in iso.json()) == expected
-    single = requests.get(f"{url}/rest/v1.1/requisitions", headers=headers, timeout=10,
-                          params={**params, "filters[updated_at]": "2025-06-01"})
+    single = requests.get(
+        f"{url}/rest/v1.1/requisitions",
+        headers=headers,
+        timeout=10,
+        params={**params, "filters[updated_at]": "2025-06-01"},
+    )
     assert single.status_code == 400
     assert "must be a range" in single.json()["errors"]
 
@@ -206,12 +246,19 @@ def test_id_array_filter_and_status_filter(api, data) -> None:
     project = _project(data)
     rows = [r for r in data.procore["requisitions"] if r["project_id"] == project]
     wanted = [rows[0]["id"], rows[3]["id"], rows[-1]["id"]]
-    got = requests.get(f"{url}/rest/v1.1/requisitions", headers=headers, timeout=10,
-                       params=[("project_id", project)] + [("filters[id][]", i) for i in wanted])
+    got = requests.get(
+        f"{url}/rest/v1.1/requisitions",
+        headers=headers,
+        timeout=10,
+        params=[("project_id", project)] + [("filters[id][]", i) for i in wanted],
+    )
     assert [r["id"] for r in got.json()] == sorted(wanted)
-    approved = requests.get(f"{url}/rest/v1.1/requisitions", headers=headers, timeout=10,
-                            params={"project_id": project, "filters[status]": "approved",
-                                    "per_page": 10000}).json()
+    approved = requests.get(
+        f"{url}/rest/v1.1/requisitions",
+        headers=headers,
+        timeout=10,
+        params={"project_id": project, "filters[status]": "approved", "per_page": 10000},
+    ).json()
     assert approved and {r["status"] for r in approved} == {"approved"}
     assert len(approved) == sum(1 for r in rows if r["status"] == "approved")
 
@@ -220,48 +267,76 @@ def test_requisition_versions_and_views(api, data) -> None:
     url, headers = api
     project = _project(data)
     params = {"project_id": project, "per_page": 5}
-    v10 = requests.get(f"{url}/rest/v1.0/requisitions", params=params, headers=headers,
-                       timeout=10).json()[0]
+    v10 = requests.get(
+        f"{url}/rest/v1.0/requisitions", params=params, headers=headers, timeout=10
+    ).json()[0]
     assert "items" not in v10 and "vendor_id" not in v10 and "summary" in v10
-    plain = requests.get(f"{url}/rest/v1.1/requisitions", params=params, headers=headers,
-                         timeout=10).json()[0]
+    plain = requests.get(
+        f"{url}/rest/v1.1/requisitions", params=params, headers=headers, timeout=10
+    ).json()[0]
     assert "items" not in plain and "vendor_id" in plain
-    full = requests.get(f"{url}/rest/v1.1/requisitions", params={**params, "view": "extended"},
-                        headers=headers, timeout=10).json()[0]
+    full = requests.get(
+        f"{url}/rest/v1.1/requisitions",
+        params={**params, "view": "extended"},
+        headers=headers,
+        timeout=10,
+    ).json()[0]
     assert full["items"] and "line_item_type_id" not in full["items"][0]
-    items = requests.get(f"{url}/rest/v1.0/requisitions/{full['id']}/contract_items",
-                         params={"project_id": project}, headers=headers, timeout=10).json()
+    items = requests.get(
+        f"{url}/rest/v1.0/requisitions/{full['id']}/contract_items",
+        params={"project_id": project},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert [i["id"] for i in items] == [i["id"] for i in full["items"]]
     other = _project(data, 2)
-    hidden = requests.get(f"{url}/rest/v1.1/requisitions/{full['id']}",
-                          params={"project_id": other}, headers=headers, timeout=10)
+    hidden = requests.get(
+        f"{url}/rest/v1.1/requisitions/{full['id']}",
+        params={"project_id": other},
+        headers=headers,
+        timeout=10,
+    )
     assert hidden.status_code == 404 and "errors" in hidden.json()
 
 
 def test_direct_cost_list_and_show_shapes(api, data) -> None:
     url, headers = api
     project = _project(data)
-    listed = requests.get(f"{url}/rest/v1.1/projects/{project}/direct_costs",
-                          params={"per_page": 50}, headers=headers, timeout=10).json()
+    listed = requests.get(
+        f"{url}/rest/v1.1/projects/{project}/direct_costs",
+        params={"per_page": 50},
+        headers=headers,
+        timeout=10,
+    ).json()
     sample = next(d for d in listed if d["vendor_id"])
     assert isinstance(sample["vendor"], str) and sample["vendor"] == sample["vendor_name"]
     assert sample["amount"] == sample["grand_total"] and "line_items" not in sample
-    shown = requests.get(f"{url}/rest/v1.0/projects/{project}/direct_costs/{sample['id']}",
-                         headers=headers, timeout=10).json()
+    shown = requests.get(
+        f"{url}/rest/v1.0/projects/{project}/direct_costs/{sample['id']}",
+        headers=headers,
+        timeout=10,
+    ).json()
     assert shown["vendor"] == {"id": sample["vendor_id"], "name": sample["vendor_name"]}
     assert shown["line_items"] and sample["id"] > 2**32
     ids = [listed[0]["id"], listed[1]["id"]]
-    lines = requests.get(f"{url}/rest/v1.0/projects/{project}/direct_costs/line_items",
-                         params=[("filters[direct_cost_id][]", i) for i in ids],
-                         headers=headers, timeout=10).json()
+    lines = requests.get(
+        f"{url}/rest/v1.0/projects/{project}/direct_costs/line_items",
+        params=[("filters[direct_cost_id][]", i) for i in ids],
+        headers=headers,
+        timeout=10,
+    ).json()
     assert {li["direct_cost_id"] for li in lines} == set(ids)
     for cost in listed[:2]:
-        total = sum(round(float(li["amount"]) * 100) for li in lines
-                    if li["direct_cost_id"] == cost["id"])
+        total = sum(
+            round(float(li["amount"]) * 100) for li in lines if li["direct_cost_id"] == cost["id"]
+        )
         assert total == round(float(cost["grand_total"]) * 100)
-    one = requests.get(f"{url}/rest/v1.0/projects/{project}/direct_costs/line_items",
-                       params={"filters[direct_cost_id]": ids[0]}, headers=headers,
-                       timeout=10).json()
+    one = requests.get(
+        f"{url}/rest/v1.0/projects/{project}/direct_costs/line_items",
+        params={"filters[direct_cost_id]": ids[0]},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert {li["direct_cost_id"] for li in one} == {ids[0]}
 
 
@@ -269,18 +344,34 @@ def test_commitments_title_case_and_vendor_company(api, data) -> None:
     url, headers = api
     project = _project(data)
     base = f"{url}/rest/v1.0/work_order_contracts"
-    approved = requests.get(base, params={"project_id": project, "filters[status]": "Approved"},
-                            headers=headers, timeout=10).json()
+    approved = requests.get(
+        base,
+        params={"project_id": project, "filters[status]": "Approved"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert approved and {c["status"] for c in approved} == {"Approved"}
     assert set(approved[0]["vendor"]) == {"id", "company"} and "line_items" not in approved[0]
-    lower = requests.get(base, params={"project_id": project, "filters[status]": "approved"},
-                         headers=headers, timeout=10).json()
+    lower = requests.get(
+        base,
+        params={"project_id": project, "filters[status]": "approved"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert lower == []
-    lines = requests.get(f"{base}/{approved[0]['id']}/line_items", params={
-        "project_id": project}, headers=headers, timeout=10).json()
+    lines = requests.get(
+        f"{base}/{approved[0]['id']}/line_items",
+        params={"project_id": project},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert lines and lines[0]["holder"]["holder_type"] == "WorkOrderContract"
-    unified = requests.get(f"{url}/rest/v1.0/commitments", params={
-        "project_id": project, "per_page": 10000}, headers=headers, timeout=10).json()
+    unified = requests.get(
+        f"{url}/rest/v1.0/commitments",
+        params={"project_id": project, "per_page": 10000},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert {c["type"] for c in unified} == {"WorkOrderContract", "PurchaseOrderContract"}
     statuses = {c["status"] for c in unified}
     assert statuses & {"Out For Bid", "Partially Received", "Approved"}
@@ -290,13 +381,19 @@ def test_change_orders_and_v2_line_items(api, data) -> None:
     url, headers = api
     order = next(o for o in data.procore["commitment_change_orders"] if o["line_items"])
     project = order["project_id"]
-    listed = requests.get(f"{url}/rest/v1.0/projects/{project}/commitment_change_orders",
-                          params={"filters[contract_id]": order["contract_id"]},
-                          headers=headers, timeout=10).json()
+    listed = requests.get(
+        f"{url}/rest/v1.0/projects/{project}/commitment_change_orders",
+        params={"filters[contract_id]": order["contract_id"]},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert order["id"] in {o["id"] for o in listed}
     lines = requests.get(
         f"{url}/rest/v2.0/companies/{COMPANY}/projects/{project}/commitment_change_orders/"
-        f"{order['id']}/line_items", headers=headers, timeout=10)
+        f"{order['id']}/line_items",
+        headers=headers,
+        timeout=10,
+    )
     body = lines.json()
     assert lines.status_code == 200 and set(body) == {"data"}
     assert body["data"][0]["id"] == str(order["line_items"][0]["id"])
@@ -334,9 +431,11 @@ def test_faults_5xx_and_stall(data) -> None:
         faults.configure(rate_5xx=1.0)
         broken = requests.get(f"{server.url}/rest/v1.0/me", headers=headers, timeout=10)
         assert broken.status_code in (500, 502, 503)
-        answer = requests.post(f"{server.url}/__admin/faults",
-                               json={"rate_5xx": 0, "rate_timeout": 1.0, "timeout_s": 0.3},
-                               timeout=10)
+        answer = requests.post(
+            f"{server.url}/__admin/faults",
+            json={"rate_5xx": 0, "rate_timeout": 1.0, "timeout_s": 0.3},
+            timeout=10,
+        )
         assert answer.status_code == 200
         started = time.monotonic()
         slow = requests.get(f"{server.url}/rest/v1.0/me", headers=headers, timeout=10)
@@ -367,8 +466,9 @@ class Receiver:
 def world(data) -> Iterator[tuple[ProcoreSimulator, str, dict[str, str], Receiver, str]]:
     fresh = seed.build(300, seed=5)
     faults = Faults()
-    sim = ProcoreSimulator(fresh, faults, spike_limit=1000, webhook_retry_backoff_s=0.01,
-                           webhook_max_attempts=3)
+    sim = ProcoreSimulator(
+        fresh, faults, spike_limit=1000, webhook_retry_backoff_s=0.01, webhook_max_attempts=3
+    )
     receiver = Receiver()
     with serve_in_thread(sim.app) as server, serve_in_thread(receiver.app) as sink:
         yield sim, server.url, _headers(_token(server.url)), receiver, f"{sink.url}/events"
@@ -376,18 +476,33 @@ def world(data) -> Iterator[tuple[ProcoreSimulator, str, dict[str, str], Receive
 
 
 def _hook(url: str, headers: dict[str, str], destination: str, resource: str) -> int:
-    created = requests.post(f"{url}/rest/v1.0/webhooks/hooks", headers=headers, timeout=10,
-                            json={"company_id": seed.PROCORE_COMPANY_ID, "hook": {
-                                "api_version": "v2", "namespace": "sandbox-sync",
-                                "destination_url": destination,
-                                "destination_headers": {"Authorization": "Bearer hook-s3cret"}}})
+    created = requests.post(
+        f"{url}/rest/v1.0/webhooks/hooks",
+        headers=headers,
+        timeout=10,
+        json={
+            "company_id": seed.PROCORE_COMPANY_ID,
+            "hook": {
+                "api_version": "v2",
+                "namespace": "sandbox-sync",
+                "destination_url": destination,
+                "destination_headers": {"Authorization": "Bearer hook-s3cret"},
+            },
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["destination_headers"]["Authorization"] == "…3cret"
     assert "hook-s3cret" not in created.text
-    trigger = requests.post(f"{url}/rest/v1.0/webhooks/hooks/{created.json()['id']}/triggers",
-                            headers=headers, timeout=10,
-                            json={"company_id": seed.PROCORE_COMPANY_ID, "api_version": "v2",
-                                  "trigger": {"resource_name": resource, "event_type": "update"}})
+    trigger = requests.post(
+        f"{url}/rest/v1.0/webhooks/hooks/{created.json()['id']}/triggers",
+        headers=headers,
+        timeout=10,
+        json={
+            "company_id": seed.PROCORE_COMPANY_ID,
+            "api_version": "v2",
+            "trigger": {"resource_name": resource, "event_type": "update"},
+        },
+    )
     assert trigger.status_code == 201, trigger.text
     return created.json()["id"]
 
@@ -410,23 +525,29 @@ def test_set_record_fires_webhook_with_configured_authorization(world) -> None:
     assert set(event["metadata"]) >= {"source_user_id", "source_application_id"}
     shown = requests.get(
         f"{url}/rest/v1.0/projects/{cost['project_id']}/direct_costs/{cost['id']}",
-        headers=headers, timeout=10).json()
+        headers=headers,
+        timeout=10,
+    ).json()
     assert shown["grand_total"] == "1200.00"
     updated = requests.get(
-        f"{url}/rest/v1.0/projects/{cost['project_id']}/direct_costs", headers=headers,
+        f"{url}/rest/v1.0/projects/{cost['project_id']}/direct_costs",
+        headers=headers,
         params={"filters[updated_at]": f"{changed['updated_at']}...{changed['updated_at']}"},
-        timeout=10).json()
+        timeout=10,
+    ).json()
     assert [d["id"] for d in updated] == [cost["id"]]
     lines = requests.get(
         f"{url}/rest/v1.0/projects/{cost['project_id']}/direct_costs/line_items",
-        headers=headers, timeout=10,
+        headers=headers,
+        timeout=10,
         params={"filters[updated_at]": f"{changed['updated_at']}...{changed['updated_at']}"},
     ).json()
     assert [li["id"] for li in lines] == [changed["line_items"][-1]["id"]]
     assert lines[0]["amount"] == changed["line_items"][-1]["amount"]
     # requisitions have no webhook resource: an edit is silent
-    sim.set_record("requisitions", sim.data.procore["requisitions"][0]["id"],
-                   {"status": "approved"})
+    sim.set_record(
+        "requisitions", sim.data.procore["requisitions"][0]["id"], {"status": "approved"}
+    )
     assert sim.flush_webhooks(5) and len(receiver.events) == 1
 
 
@@ -435,8 +556,11 @@ def test_duplicate_and_dropped_deliveries(world) -> None:
     hook_id = _hook(url, headers, destination, "Work Order Contracts")
     contract = sim.data.procore["work_order_contracts"][0]
     sim.faults.configure(webhook_duplicate=1.0)
-    answer = requests.post(f"{url}/__admin/records/work_order_contracts/{contract['id']}",
-                           json={"status": "Void"}, timeout=10)
+    answer = requests.post(
+        f"{url}/__admin/records/work_order_contracts/{contract['id']}",
+        json={"status": "Void"},
+        timeout=10,
+    )
     assert answer.status_code == 200 and answer.json()["status"] == "Void"
     assert sim.flush_webhooks(10)
     assert len(receiver.events) == 2
@@ -446,14 +570,23 @@ def test_duplicate_and_dropped_deliveries(world) -> None:
     assert sim.flush_webhooks(10)
     assert len(receiver.events) == 2
     base = f"{url}/rest/v1.0/webhooks/hooks/{hook_id}/deliveries"
-    dropped = requests.get(base, params={"company_id": COMPANY, "filters[status]": "discarded"},
-                           headers=headers, timeout=10).json()
+    dropped = requests.get(
+        base,
+        params={"company_id": COMPANY, "filters[status]": "discarded"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert len(dropped) == 1 and dropped[0]["event"]["resource_id"] == contract["id"]
-    ok = requests.get(base, params={"company_id": COMPANY, "filter[status]": "successful"},
-                      headers=headers, timeout=10).json()
+    ok = requests.get(
+        base,
+        params={"company_id": COMPANY, "filter[status]": "successful"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert [d["outcome"] for d in ok] == ["ok", "ok"]
-    paged = requests.get(base, params={"page_size": 1, "page_start": ok[0]["id"]},
-                         headers=headers, timeout=10).json()
+    paged = requests.get(
+        base, params={"page_size": 1, "page_start": ok[0]["id"]}, headers=headers, timeout=10
+    ).json()
     assert [d["id"] for d in paged] == [ok[1]["id"]]
 
 
@@ -470,9 +603,12 @@ def test_failing_endpoint_is_retried_then_discarded(world) -> None:
     receiver.status = 200
     sim.set_record("vendors", vendor["id"], {"is_active": False})
     assert sim.flush_webhooks(10)
-    failing = requests.get(f"{url}/rest/v1.0/webhooks/hooks/{hook_id}/deliveries",
-                           params={"filters[status]": "failing"}, headers=headers,
-                           timeout=10).json()
+    failing = requests.get(
+        f"{url}/rest/v1.0/webhooks/hooks/{hook_id}/deliveries",
+        params={"filters[status]": "failing"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert [d["response_status"] for d in failing] == [500, 500]
     state = requests.get(f"{url}/__admin/state", timeout=10).json()
     assert state["hooks"][0]["destination_headers"]["Authorization"] != "Bearer hook-s3cret"
@@ -481,15 +617,26 @@ def test_failing_endpoint_is_retried_then_discarded(world) -> None:
 
 def test_admin_record_unknown_is_404_and_trigger_names_are_checked(world) -> None:
     sim, url, headers, _receiver, destination = world
-    assert requests.post(f"{url}/__admin/records/direct_costs/1", json={"status": "approved"},
-                         timeout=10).status_code == 404
+    assert (
+        requests.post(
+            f"{url}/__admin/records/direct_costs/1", json={"status": "approved"}, timeout=10
+        ).status_code
+        == 404
+    )
     hook_id = _hook(url, headers, destination, "Projects")
-    bad = requests.post(f"{url}/rest/v1.0/webhooks/hooks/{hook_id}/triggers", headers=headers,
-                        timeout=10, json={"trigger": {"resource_name": "Requisitions",
-                                                      "event_type": "update"}})
+    bad = requests.post(
+        f"{url}/rest/v1.0/webhooks/hooks/{hook_id}/triggers",
+        headers=headers,
+        timeout=10,
+        json={"trigger": {"resource_name": "Requisitions", "event_type": "update"}},
+    )
     assert bad.status_code == 422
-    resources = requests.get(f"{url}/rest/v1.0/webhooks/resources",
-                             params={"company_id": COMPANY}, headers=headers, timeout=10).json()
+    resources = requests.get(
+        f"{url}/rest/v1.0/webhooks/resources",
+        params={"company_id": COMPANY},
+        headers=headers,
+        timeout=10,
+    ).json()
     names = {r["resource_name"] for r in resources}
     assert "Direct Costs" in names and "Requisitions" not in names
     assert not any("Commitment Change Order" in n for n in names)

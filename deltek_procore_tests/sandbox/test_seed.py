@@ -34,8 +34,13 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
 
 def test_counts_follow_the_records_knob(data: seed.SandboxData) -> None:
     p = data.procore
-    records = (len(p["requisitions"]) + len(p["direct_costs"]) + len(p["work_order_contracts"])
-               + len(p["purchase_order_contracts"]) + len(p["commitment_change_orders"]))
+    records = (
+        len(p["requisitions"])
+        + len(p["direct_costs"])
+        + len(p["work_order_contracts"])
+        + len(p["purchase_order_contracts"])
+        + len(p["commitment_change_orders"])
+    )
     assert records == data.summary["records"] == 2000
     assert len(p["projects"]) == 6
     assert 35 <= len(p["vendors"]) <= 45
@@ -54,16 +59,17 @@ def test_every_status_occurs_and_approved_dominates(data: seed.SandboxData) -> N
     assert set(Counter(r["status"] for r in p["direct_costs"])) == set(seed.DIRECT_COST_STATUSES)
     assert {r["direct_cost_type"] for r in p["direct_costs"]} == {"invoice", "expense", "payroll"}
     assert {r["status"] for r in p["work_order_contracts"]} == set(seed.WORK_ORDER_STATUSES)
-    assert {r["status"] for r in p["purchase_order_contracts"]} == set(
-        seed.PURCHASE_ORDER_STATUSES)
-    assert {r["status"] for r in p["commitment_change_orders"]} == set(
-        seed.CHANGE_ORDER_STATUSES)
+    assert {r["status"] for r in p["purchase_order_contracts"]} == set(seed.PURCHASE_ORDER_STATUSES)
+    assert {r["status"] for r in p["commitment_change_orders"]} == set(seed.CHANGE_ORDER_STATUSES)
 
 
 def test_requisition_items_follow_the_commitment_lines(data: seed.SandboxData) -> None:
     p = data.procore
-    lines = {line["id"]: line for c in p["work_order_contracts"] + p["purchase_order_contracts"]
-             for line in c["line_items"]}
+    lines = {
+        line["id"]: line
+        for c in p["work_order_contracts"] + p["purchase_order_contracts"]
+        for line in c["line_items"]
+    }
     contracts = {c["id"]: c for c in p["work_order_contracts"] + p["purchase_order_contracts"]}
     for req in p["requisitions"]:
         contract = contracts[req["commitment_id"]]
@@ -75,14 +81,19 @@ def test_requisition_items_follow_the_commitment_lines(data: seed.SandboxData) -
             assert line["holder"]["id"] == req["commitment_id"]
             assert item["cost_code_id"] == line["cost_code_id"]
             assert "line_item_type_id" not in item and "line_item_type" not in item
-            for key in ("work_completed_this_period", "materials_presently_stored",
-                        "work_completed_retainage_retained_this_period",
-                        "materials_stored_retainage_retained_this_period"):
+            for key in (
+                "work_completed_this_period",
+                "materials_presently_stored",
+                "work_completed_retainage_retained_this_period",
+                "materials_stored_retainage_retained_this_period",
+            ):
                 assert MONEY.match(item[key]), (key, item[key])
             period_total += _cents(item["work_completed_this_period"]) + _cents(
-                item["materials_presently_stored"])
+                item["materials_presently_stored"]
+            )
             retained += _cents(item["work_completed_retainage_retained_this_period"]) + _cents(
-                item["materials_stored_retainage_retained_this_period"])
+                item["materials_stored_retainage_retained_this_period"]
+            )
         assert period_total == _cents(req["total_claimed_amount"])
         assert _cents(req["summary"]["current_payment_due"]) == period_total - retained
         assert _cents(req["summary"]["total_retainage"]) >= retained
@@ -92,13 +103,13 @@ def test_money_dates_and_line_sums(data: seed.SandboxData) -> None:
     p = data.procore
     for cost in p["direct_costs"]:
         assert MONEY.match(cost["grand_total"])
-        assert sum(_cents(li["amount"]) for li in cost["line_items"]) == _cents(
-            cost["grand_total"])
+        assert sum(_cents(li["amount"]) for li in cost["line_items"]) == _cents(cost["grand_total"])
         assert cost["updated_at"] > cost["created_at"]
     for key in ("work_order_contracts", "purchase_order_contracts", "commitment_change_orders"):
         for record in p[key]:
             assert sum(_cents(li["amount"]) for li in record["line_items"]) == _cents(
-                record["grand_total"])
+                record["grand_total"]
+            )
             assert record["updated_at"] > record["created_at"]
     months = {c["direct_cost_date"][:7] for c in p["direct_costs"]}
     assert len(months) == 24 and max(months) == "2026-10"
@@ -107,8 +118,11 @@ def test_money_dates_and_line_sums(data: seed.SandboxData) -> None:
 
 
 def test_awkward_invoice_numbers_exist(data: seed.SandboxData) -> None:
-    numbers = [r["invoice_number"] for r in data.procore["direct_costs"]
-               + data.procore["requisitions"] if r["invoice_number"]]
+    numbers = [
+        r["invoice_number"]
+        for r in data.procore["direct_costs"] + data.procore["requisitions"]
+        if r["invoice_number"]
+    ]
     assert 'INV-7 "A&B" #3 50% Müller' in numbers
     assert any("&" in n and "#" in n and "%" in n for n in numbers)
     assert len(numbers) == len(set(numbers)), "invoice numbers must be unique"
@@ -155,16 +169,21 @@ def test_mapping_leaves_exactly_one_used_pair_unmapped(data: seed.SandboxData) -
     assert all(r["account"] in accounts for r in rules)
     p = data.procore
     used: dict[tuple[str, str], set[str]] = {}
-    for key in ("direct_costs", "work_order_contracts", "purchase_order_contracts",
-                "commitment_change_orders"):
+    for key in (
+        "direct_costs",
+        "work_order_contracts",
+        "purchase_order_contracts",
+        "commitment_change_orders",
+    ):
         for record in p[key]:
             for line in record["line_items"]:
                 pair = (line["cost_code"]["full_code"], line["line_item_type"]["code"])
                 used.setdefault(pair, set()).add(record["status"])
 
     def mapped(pair: tuple[str, str]) -> bool:
-        return any(fnmatchcase(pair[0], r["cost_code"]) and r["cost_type"] in ("*", pair[1])
-                   for r in rules)
+        return any(
+            fnmatchcase(pair[0], r["cost_code"]) and r["cost_type"] in ("*", pair[1]) for r in rules
+        )
 
     unmapped = [pair for pair in used if not mapped(pair)]
     assert unmapped == [seed.UNMAPPED_PAIR]

@@ -13,14 +13,20 @@ from deltek_procore.state.store import AuditEvent, StagedRecord, StateStore, red
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path) -> StateStore:
-    url = f"sqlite:///{tmp_path / 's.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    url = (
+        f"sqlite:///{tmp_path / 's.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     s = StateStore(url)
     yield s
     s.dispose()
 
 
 def staged(rid: int, h: str, period: str = "2025-01") -> StagedRecord:
-    return StagedRecord("direct_cost", rid, {"id": rid, "v": h}, h, project_id=1, period=period, status="approved")
+    return StagedRecord(
+        "direct_cost", rid, {"id": rid, "v": h}, h, project_id=1, period=period, status="approved"
+    )
 
 
 def test_schema_is_created_versioned_and_migrate_is_idempotent(store: StateStore) -> None:
@@ -42,7 +48,9 @@ def test_stage_upserts_and_counts_changes(store: StateStore) -> None:
 def test_ledger_revisions_latest_and_last_done(store: StateStore) -> None:
     first = store.add_revision(kind="direct_cost", record_id=7, content_hash="h1", status="posting")
     store.update_ledger([first.id], status="posted", deltek_batch="B1")
-    second = store.add_revision(kind="direct_cost", record_id=7, content_hash="h2", status="quarantined", reason="x")
+    second = store.add_revision(
+        kind="direct_cost", record_id=7, content_hash="h2", status="quarantined", reason="x"
+    )
     assert (first.revision, second.revision) == (1, 2)
     assert store.latest("direct_cost", [7])[7].status == "quarantined"
     assert store.last_done("direct_cost", [7])[7].revision == 1
@@ -58,7 +66,10 @@ def test_ledger_revisions_latest_and_last_done(store: StateStore) -> None:
 
 
 def test_audit_is_append_only_and_ordered(store: StateStore) -> None:
-    store.audit([AuditEvent("fetch", "direct_cost", 1, {"n": 1}), AuditEvent("post", "direct_cost", 1)], "run-1")
+    store.audit(
+        [AuditEvent("fetch", "direct_cost", 1, {"n": 1}), AuditEvent("post", "direct_cost", 1)],
+        "run-1",
+    )
     store.audit([AuditEvent("posted", "direct_cost", 1, {"batch": "B"})], "run-2")
     trail = store.audit_trail("direct_cost", 1)
     assert [e["event"] for e in trail] == ["fetch", "post", "posted"]
@@ -66,7 +77,16 @@ def test_audit_is_append_only_and_ordered(store: StateStore) -> None:
 
 
 def test_inbox_stores_each_event_once_even_concurrently(store: StateStore) -> None:
-    events = [SimpleNamespace(key=f"k{i}", resource_name="Direct Costs", resource_id=i, event_type="update", project_id=1) for i in range(40)]
+    events = [
+        SimpleNamespace(
+            key=f"k{i}",
+            resource_name="Direct Costs",
+            resource_id=i,
+            event_type="update",
+            project_id=1,
+        )
+        for i in range(40)
+    ]
     results: list[bool] = []
     lock = threading.Lock()
 

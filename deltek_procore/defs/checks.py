@@ -1,0 +1,135 @@
+"""Completeness checks a person can trust: from Procore's side, not from our own logs.
+
+- `webhook_deliveries` (on procore_direct_costs, the main webhook-fed asset): Procore's
+  delivery history for our hook; fails listing every event that never reached the
+  receiver (discarded = Procore gave up; failing = still retrying).
+- `ledger_complete` (per accounting month, on both posting assets): fails when an
+  approved Procore record of the month has no ledger row at all.
+
+Register with `dg.Definitions(asset_checks=completeness_checks(), ...)`.
+"""
+
+# No `from __future__ import annotations`: Dagster reads resource annotations at runtime.
+from typing import Any
+
+import dagster as dg
+
+from deltek_procore.defs.partitions import accounting_months
+from deltek_procore.defs.resources import MappingResource, ProcoreResource, StateStoreResource
+from deltek_procore.pipeline.completeness import hook_ids, missing_from_ledger, undelivered_events
+from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS
+
+TABLE_ROWS = 50
+EVENT_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("key", "string"),
+        dg.TableColumn("resource", "string"),
+        dg.TableColumn("resource_id", "int"),
+        dg.TableColumn("event_type", "string"),
+        dg.TableColumn("outcome", "string"),
+        dg.TableColumn("attempts", "int"),
+        dg.TableColumn("last_response", "string"),
+        dg.TableColumn("last_attempt_at", "string"),
+    ]
+)
+GAP_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("kind", "string"),
+        dg.TableColumn("record_id", "int"),
+        dg.TableColumn("period", "string"),
+        dg.TableColumn("status", "string"),
+        dg.TableColumn("reason", "string"),
+    ]
+)
+
+
+def _table(rows: list[dict[str, Any]], schema: dg.TableSchema) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(r) for r in rows[:TABLE_ROWS]], schema=schema
+    )
+
+
+@dg.asset_check(
+    asset="procore_direct_costs",
+    name="webhook_deliveries",
+    description="Procore's delivery history for our hook: every event reached the receiver.",
+)
+def webhook_deliveries(procore: ProcoreResource, state: StateStoreResource) -> dg.AssetCheckResult:
+    client = procore.client()
+    hooks = hook_ids(client)
+    if not hooks:
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"detail": "no deltek-procore hook registered; the nightly poll covers all"},
+        )
+    missing = [e for hook in hooks for e in undelivered_events(client, hook, state.store())]
+    discarded = [e for e in missing if e.outcome == "discarded"]
+    lines = [
+        f"- {e.resource_name} {e.resource_id} {e.event_type} ({e.outcome}, {e.attempts} tries)"
+        for e in missing[:20]
+    ]
+    detail = (
+        f"{len(discarded)} event(s) discarded by Procore, {len(missing) - len(discarded)} "
+        "still failing; the nightly reconciliation re-reads them by updated_at"
+        if missing
+        else f"every event of hook(s) {', '.join(map(str, hooks))} reached the receiver"
+    )
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.ERROR if discarded else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "detail": detail,
+            "undelivered": len(missing),
+            "discarded": len(discarded),
+            "events": dg.MetadataValue.md("\n".join(lines) or "none"),
+            "table": _table([e.row() for e in missing], EVENT_SCHEMA),
+        },
+    )
+
+
+def _ledger_check(asset: str, kinds: tuple[str, ...]) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset,
+        name="ledger_complete",
+        partitions_def=accounting_months,
+        description="Every approved Procore record of the month has a ledger row.",
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext,
+        state: StateStoreResource,
+        mapping: MappingResource,
+    ) -> dg.AssetCheckResult:
+        partitioned = context.has_partition_key or context.has_partition_key_range
+        periods = list(context.partition_keys) if partitioned else None
+        types = mapping.load().defaults.direct_cost_types
+        gaps = missing_from_ledger(state.store(), periods, kinds=kinds, direct_cost_types=types)
+        return dg.AssetCheckResult(
+            passed=not gaps,
+            metadata={
+                "periods": _describe(periods),
+                "missing": len(gaps),
+                "detail": dg.MetadataValue.md(
+                    "\n".join(f"- {g.kind} {g.record_id} ({g.period})" for g in gaps[:20])
+                    or "every approved record is in the ledger"
+                ),
+                "table": _table([g.row() for g in gaps], GAP_SCHEMA),
+            },
+        )
+
+    return _check
+
+
+def _describe(periods: list[str] | None) -> str:
+    if not periods:
+        return "all"
+    return ", ".join(periods) if len(periods) < 4 else f"{periods[0]}..{periods[-1]}"
+
+
+ap_ledger_complete = _ledger_check("deltek_ap_invoices", AP_KINDS)
+je_ledger_complete = _ledger_check("deltek_commitment_journal_entries", JE_KINDS)
+
+
+def completeness_checks() -> list[dg.AssetChecksDefinition]:
+    """The checks for `definitions.py` (asset_checks=...)."""
+    return [webhook_deliveries, ap_ledger_complete, je_ledger_complete]
