@@ -420,10 +420,26 @@ def _ignore_duplicates(data: Any, lines: Mapping[Loc, int], source: str) -> list
 # --------------------------------------------------------------------------- public API
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Refuses anchors/aliases: a mapping file never needs them, and nested aliases
+    ("billion laughs") can make a tiny file take minutes to expand."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (*name) are not supported in the mapping file",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_mapping(text: str, source: str = "<mapping>") -> MappingFile:
     """Validate mapping YAML text; ``source`` names it in error messages."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_NoAliasLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

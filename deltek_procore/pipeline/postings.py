@@ -19,10 +19,12 @@ from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_conte
 from deltek_procore.posting.documents import document_from_json
 from deltek_procore.posting.protocol import (
     Candidate,
+    DeltekIndex,
     Outcome,
     PlanRow,
     Poster,
     PostingSettings,
+    invoice_owners,
     plan,
 )
 from deltek_procore.posting.translate import is_eligible
@@ -115,20 +117,60 @@ def run_postings(
 ) -> PostingReport:
     digest = mapping_hash(mapping)
     settings = settings_from(mapping)
+    report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=[])
     with store.lease(f"deltek:{tenant}"):
         ignore_from_mapping(store, mapping)
         ctx = mapping_context(store, mapping, digest)
-        cands = candidates(store, kinds, periods, ids)
-        rows = plan(cands, ctx, store, settings)
-        report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=rows)
-        if not apply or deltek is None:
-            return report
-        poster = Poster(
-            store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
-        )
-        report.outcome = poster.apply(rows)
-        report.checks = evaluate_checks(store, cands, ctx, report.outcome, kinds, periods)
+        taken = invoice_owners(store)
+        poster = None
+        if apply and deltek is not None:
+            poster = Poster(
+                store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
+            )
+            report.outcome = Outcome()
+            index = DeltekIndex(deltek, list(periods))
+        per_period: list[tuple[str, dict[str, tuple[bool, str]]]] = []
+        # One period at a time: memory stays flat however many months a backfill spans.
+        for period in sorted(periods):
+            cands = candidates(store, kinds, [period], ids)
+            if not cands:
+                continue
+            rows = plan(cands, ctx, store, settings, taken=taken)
+            if poster is None:
+                report.plan.extend(rows)
+                continue
+            outcome = poster.apply(rows, index)
+            _merge(report.outcome, outcome)
+            per_period.append(
+                (period, evaluate_checks(store, cands, ctx, outcome, kinds, [period]))
+            )
+        if poster is not None:
+            report.checks = _merge_checks(per_period, periods)
     return report
+
+
+def _merge(total: Outcome, part: Outcome) -> None:
+    total.results.extend(part.results)
+    total.readback_mismatches.extend(part.readback_mismatches)
+    total.hidden_amounts = total.hidden_amounts or part.hidden_amounts
+    total.batches.extend(part.batches)
+
+
+def _merge_checks(
+    per_period: list[tuple[str, dict[str, tuple[bool, str]]]], periods: Sequence[str]
+) -> dict[str, tuple[bool, str]]:
+    """One result per check: failed where any period failed, naming those periods."""
+    if len(per_period) == 1:
+        return per_period[0][1]
+    names = {name for _, checks in per_period for name in checks}
+    merged: dict[str, tuple[bool, str]] = {}
+    for name in sorted(names):
+        failed = [(p, c[name][1]) for p, c in per_period if name in c and not c[name][0]]
+        if failed:
+            merged[name] = (False, "; ".join(f"{p}: {detail}" for p, detail in failed[:6]))
+        else:
+            merged[name] = (True, f"passed for every period of {_span(list(periods))}")
+    return merged
 
 
 def _span(periods: Sequence[str]) -> str:

@@ -21,8 +21,10 @@ from deltek_procore.mapping.matching import (
     vendor_problem,
 )
 from deltek_procore.mapping.rules import compile_rules
-from deltek_procore.posting.translate import MappingContext, ProjectTarget
+from deltek_procore.posting.translate import MappingContext, ProjectTarget, clean_text
 from deltek_procore.state.store import AuditEvent, StateStore
+
+FIRM_NAME_MAX = 255
 
 
 def refresh_deltek(deltek: Any, store: StateStore) -> dict[str, int | None]:
@@ -105,6 +107,12 @@ def build_vendor_map(
     used = vendors_in_use(store)
     links = {pid: link["deltek_vendor"] for pid, link in store.vendor_links().items()}
     firms = store.get_reference("deltek_firms", [])
+    known = {str(f.get("Vendor") or "").casefold() for f in firms}
+    if deltek is not None and any(str(v).casefold() not in known for v in links.values()):
+        # A link newer than the snapshot (a firm created by an earlier try or another
+        # sync): read the firms again rather than call the link broken.
+        firms = deltek.firms()
+        store.put_reference("deltek_firms", firms)
     result = VendorMapResult()
     vendor_map: dict[str, Any] = {}
     for match in match_vendors(
@@ -125,7 +133,7 @@ def build_vendor_map(
                 found[0]
                 if found
                 else deltek.create_vendor_firm(
-                    name=str(vendors[pid].get("name")).strip()[:255],
+                    name=clean_text(vendors[pid].get("name"), FIRM_NAME_MAX),
                     vendor=number,
                     fed_id=vendors[pid].get("tax_id"),
                 )

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from deltek_procore.deltek.errors import DeltekAmbiguousError, DeltekError
+from deltek_procore.deltek.filters import Filter
 from deltek_procore.posting import adjust, payloads
 from deltek_procore.posting.documents import (
     AP_KINDS,
@@ -150,6 +151,7 @@ def plan(
     ctx: MappingContext,
     store: StateStore,
     settings: PostingSettings,
+    taken: dict[tuple[str, str], tuple[str, int]] | None = None,
 ) -> list[PlanRow]:
     """Decide, per record, what apply will do. Reads only; writes nothing."""
     by_kind: dict[str, list[Candidate]] = defaultdict(list)
@@ -164,7 +166,7 @@ def plan(
         for cand in cands:
             rid = int(cand.record.id)
             rows.append(_plan_one(cand, ctx, ledger.get(rid), done.get(rid), ignored, settings))
-    _refuse_duplicate_invoices(rows, store)
+    _refuse_duplicate_invoices(rows, invoice_owners(store) if taken is None else taken)
     return rows
 
 
@@ -279,14 +281,21 @@ def _plan_change(
     )
 
 
-def _refuse_duplicate_invoices(rows: list[PlanRow], store: StateStore) -> None:
-    """Two Procore records with one vendor + invoice number would collide in Deltek."""
+def invoice_owners(store: StateStore) -> dict[tuple[str, str], tuple[str, int]]:
+    """(Deltek vendor, invoice) -> the Procore record that holds it in Deltek (or is posting it)."""
     taken: dict[tuple[str, str], tuple[str, int]] = {}
     for row in store.ledger_rows(
         kinds=AP_KINDS, statuses=("posted", "adopted", "adjusted", "posting")
     ):
         if row.deltek_vendor and row.document:
             taken[(row.deltek_vendor, row.document)] = (row.kind, row.record_id)
+    return taken
+
+
+def _refuse_duplicate_invoices(
+    rows: list[PlanRow], taken: dict[tuple[str, str], tuple[str, int]]
+) -> None:
+    """Two Procore records with one vendor + invoice number would collide in Deltek."""
     for row in rows:
         if row.action != "create" or not isinstance(row.document, Voucher):
             continue
@@ -312,22 +321,38 @@ class DeltekIndex:
         self.periods = sorted({p for p in periods if p})
         self.ap: dict[tuple[str, str], dict[str, Any]] = {}
         self.je: dict[str, dict[str, Any]] = {}
+        self.loaded: set[str] = set()
+
+    def ensure(self, docs: Iterable[Document]) -> None:
+        """Read what each needed side holds, once per index (a run shares one index)."""
+        kinds = {"AP" if isinstance(d, Voucher) else "JE" for d in docs}
+        if "AP" in kinds - self.loaded:
+            self.load_ap()
+        if "JE" in kinds - self.loaded:
+            self.load_je()
+
+    def _range(self) -> list[Filter]:
+        around = _neighbours(self.periods)
+        return [
+            Filter("Period", deltek_period(around[0]), ">="),
+            Filter("Period", deltek_period(around[-1]), "<="),
+        ]
 
     def load_ap(self) -> None:
+        self.loaded.add("AP")
         self.ap = {}
         for master in self.deltek.unposted_ap_masters():
             self.ap[(str(master.get("Vendor")), str(master.get("Invoice")))] = master
-        for period in _neighbours(self.periods):
-            for row in self.deltek.posted_ap(period=deltek_period(period)):
-                self.ap.setdefault((str(row.get("Vendor")), str(row.get("Invoice"))), row)
+        for row in self.deltek.posted_ap(filters=self._range()):
+            self.ap.setdefault((str(row.get("Vendor")), str(row.get("Invoice"))), row)
 
     def load_je(self) -> None:
+        self.loaded.add("JE")
         self.je = {}
         for master in self.deltek.unposted_je_masters():
             self.je[str(master.get("RefNo"))] = master
-        for period in _neighbours(self.periods):
-            for row in self.deltek.posted_je(period=deltek_period(period)):
-                self.je.setdefault(str(row.get("RefNo")), row)
+        for row in self.deltek.posted_je(filters=self._range()):
+            self.je.setdefault(str(row.get("RefNo")), row)
 
     def find(self, doc: Document) -> dict[str, Any] | None:
         if isinstance(doc, Voucher):
@@ -369,25 +394,27 @@ class Poster:
         self.progress = progress or (lambda _msg: None)
 
     # -- entry point --
-    def apply(self, rows: list[PlanRow]) -> Outcome:
+    def apply(self, rows: list[PlanRow], index: DeltekIndex | None = None) -> Outcome:
+        """Post a plan. Pass one `index` for several plans of a run: Deltek is read once."""
         outcome = Outcome()
         self._record_non_posting(rows, outcome)
         postable = [r for r in rows if r.action in {"create", "adjust", "reverse"} and r.document]
         if not postable:
             return outcome
-        index = DeltekIndex(self.deltek, [r.period for r in postable if r.period])
-        if any(isinstance(r.document, Voucher) for r in postable):
-            index.load_ap()
-        if any(isinstance(r.document, JournalEntry) for r in postable):
-            index.load_je()
+        if index is None:
+            index = DeltekIndex(self.deltek, [r.period for r in postable if r.period])
+        index.ensure(r.document for r in postable)
+        # Write 'posting' before talking to Deltek, so a crash leaves a trace to look up.
+        self._set_states(postable, "posting")
         to_post: list[PlanRow] = []
+        adopted: list[tuple[PlanRow, dict[str, Any]]] = []
         for row in postable:
-            ledger_row = self._intent(row)
             found = index.find(row.document)
             if found is not None:
-                self._adopt(row, ledger_row, found, outcome)
+                adopted.append((row, found))
             else:
                 to_post.append(row)
+        self._adopt(adopted, outcome)
         groups: dict[tuple[str, str], list[PlanRow]] = defaultdict(list)
         for row in to_post:
             kind = "AP" if isinstance(row.document, Voucher) else "JE"
@@ -404,21 +431,21 @@ class Poster:
     # -- ledger bookkeeping --
     def _record_non_posting(self, rows: list[PlanRow], outcome: Outcome) -> None:
         audit: list[AuditEvent] = []
+        by_state: dict[str, list[PlanRow]] = defaultdict(list)
         for row in rows:
             if row.action == "skip":
                 outcome.add(row, "skipped")
-                continue
-            if row.action == "ignore":
-                self._set_state(row, "ignored", row.reason)
+            elif row.action == "ignore":
+                by_state["ignored"].append(row)
                 outcome.add(row, "ignored")
             elif row.action == "quarantine":
-                self._set_state(row, "quarantined", row.reason)
+                by_state["quarantined"].append(row)
                 outcome.add(row, "quarantined")
                 audit.append(
                     AuditEvent("quarantined", row.kind, row.record_id, {"reason": row.reason})
                 )
             elif row.action == "review":
-                self._set_state(row, "review", row.reason)
+                by_state["review"].append(row)
                 posted = row.posted or row.ledger
                 self.store.add_review(
                     kind=row.kind,
@@ -433,61 +460,77 @@ class Poster:
                 audit.append(
                     AuditEvent("review_queued", row.kind, row.record_id, {"reason": row.reason})
                 )
+        for status, group in by_state.items():
+            self._set_states(group, status)
         self.store.audit(audit, self.run_id)
 
-    def _set_state(self, row: PlanRow, status: str, reason: str) -> LedgerRow:
-        """Update this revision's ledger row in place, or add the next revision."""
-        latest = row.ledger
-        values = {
+    def _values(self, row: PlanRow, status: str) -> dict[str, Any]:
+        document = row.full_document or row.document
+        return {
             "status": status,
-            "reason": reason,
+            "reason": row.reason,
             "period": row.period,
             "action": row.action,
             "mapping_hash": self.mapping_hash,
             "run_id": self.run_id,
             "amount": str(row.amount) if row.amount is not None else None,
-            "document_json": (
-                document_to_json(row.full_document or row.document)
-                if (row.full_document or row.document)
-                else None
-            ),
+            "document_json": document_to_json(document) if document else None,
             "deltek_vendor": row.vendor,
             "document": row.doc_number,
         }
-        if latest is not None and latest.content_hash == row.content_hash and not latest.done:
-            self.store.update_ledger([latest.id], **values)
-            for key, value in values.items():
-                setattr(latest, key, value)
-            return latest
-        new = self.store.add_revision(
-            kind=row.kind, record_id=row.record_id, content_hash=row.content_hash, **values
-        )
-        row.ledger = new
-        row.revision = new.revision
-        return new
 
-    def _intent(self, row: PlanRow) -> LedgerRow:
-        """Write 'posting' before talking to Deltek, so a crash leaves a trace to look up."""
-        return self._set_state(row, "posting", row.reason)
+    def _set_states(self, rows: Sequence[PlanRow], status: str) -> None:
+        """Update each row's current revision in place, or add its next revision (in bulk)."""
+        updates: list[tuple[int, dict[str, Any]]] = []
+        inserts: list[PlanRow] = []
+        for row in rows:
+            latest = row.ledger
+            if latest is not None and latest.content_hash == row.content_hash and not latest.done:
+                values = self._values(row, status)
+                updates.append((latest.id, values))
+                for key, value in values.items():
+                    setattr(latest, key, value)
+            else:
+                inserts.append(row)
+        self.store.update_ledger_rows(updates)
+        created = self.store.add_revisions(
+            [
+                {
+                    "kind": r.kind,
+                    "record_id": r.record_id,
+                    "content_hash": r.content_hash,
+                    **self._values(r, status),
+                }
+                for r in inserts
+            ]
+        )
+        for row, new in zip(inserts, created, strict=True):
+            row.ledger = new
+            row.revision = new.revision
 
-    def _adopt(
-        self, row: PlanRow, ledger_row: LedgerRow, found: dict[str, Any], outcome: Outcome
-    ) -> None:
-        batch = str(found.get("Batch") or "")
-        key = str(found.get("MasterPKey") or found.get("RefNo") or found.get("Voucher") or "")
-        self.store.update_ledger(
-            [ledger_row.id],
-            status="adopted",
-            deltek_batch=batch[:32] or None,
-            deltek_key=key or None,
-            reason="already in Deltek (found by look-up); not posted again",
-        )
-        self.store.audit(
-            [AuditEvent("dedup_hit", row.kind, row.record_id, {"batch": batch, "key": key})],
-            self.run_id,
-        )
-        row.batch = batch
-        outcome.add(row, "adopted", "already in Deltek; adopted, not posted again")
+    def _adopt(self, found: list[tuple[PlanRow, dict[str, Any]]], outcome: Outcome) -> None:
+        updates, audit = [], []
+        for row, hit in found:
+            batch = str(hit.get("Batch") or "")
+            key = str(hit.get("MasterPKey") or hit.get("RefNo") or hit.get("Voucher") or "")
+            updates.append(
+                (
+                    row.ledger.id,
+                    {
+                        "status": "adopted",
+                        "deltek_batch": batch[:32] or None,
+                        "deltek_key": key or None,
+                        "reason": "already in Deltek (found by look-up); not posted again",
+                    },
+                )
+            )
+            audit.append(
+                AuditEvent("dedup_hit", row.kind, row.record_id, {"batch": batch, "key": key})
+            )
+            row.batch = batch
+            outcome.add(row, "adopted", "already in Deltek; adopted, not posted again")
+        self.store.update_ledger_rows(updates)
+        self.store.audit(audit, self.run_id)
 
     # -- posting --
     def _post_chunk(
@@ -513,7 +556,7 @@ class Poster:
                 company=self.settings.company,
                 end_date=period_end(period),
             )
-            create, fetch = self.deltek.create_ap_batch, self.deltek.get_ap_batch
+            create = self.deltek.create_ap_batch
         else:
             control = payloads.je_control(
                 batch,
@@ -522,10 +565,16 @@ class Poster:
                 company=self.settings.company,
                 end_date=period_end(period),
             )
-            create, fetch = self.deltek.create_je_batch, self.deltek.get_je_batch
+            create = self.deltek.create_je_batch
+
+        def fetch(name: str) -> list[dict[str, Any]] | None:
+            return self.deltek.batch_details(name, transtype) or None
+
         for row, key in keyed:
             row.batch, row.master_key = batch, key
-            self.store.update_ledger([row.ledger.id], deltek_batch=batch, deltek_key=key)
+        self.store.update_ledger_rows(
+            [(row.ledger.id, {"deltek_batch": batch, "deltek_key": key}) for row, key in keyed]
+        )
         self.store.audit(
             [AuditEvent("post", r.kind, r.record_id, {"batch": batch}) for r in chunk], self.run_id
         )
@@ -636,22 +685,27 @@ class Poster:
         transtype: str,
         period: str,
         keyed: list[tuple[PlanRow, str]],
-        readback: dict[str, Any] | None,
+        readback: list[dict[str, Any]] | None,
         outcome: Outcome,
         batch: str,
     ) -> None:
         amounts = _readback_amounts(transtype, readback) if readback else {}
         status_by_action = {"create": "posted", "adjust": "adjusted", "reverse": "adjusted"}
         audit: list[AuditEvent] = []
+        updates: list[tuple[int, dict[str, Any]]] = []
         for row, key in keyed:
             ref = key if transtype == "AP" else row.document.ref_no
             status = status_by_action[row.action]
-            self.store.update_ledger(
-                [row.ledger.id],
-                status=status,
-                deltek_batch=batch,
-                deltek_key=ref,
-                reason=row.reason,
+            updates.append(
+                (
+                    row.ledger.id,
+                    {
+                        "status": status,
+                        "deltek_batch": batch,
+                        "deltek_key": ref,
+                        "reason": row.reason,
+                    },
+                )
             )
             seen = amounts.get(ref)
             if readback:
@@ -667,6 +721,7 @@ class Poster:
                     )
             audit.append(AuditEvent(status, row.kind, row.record_id, {"batch": batch, "key": ref}))
             outcome.add(row, status)
+        self.store.update_ledger_rows(updates)
         outcome.batches.append(batch)
         self.store.audit(audit, self.run_id)
         if self.settings.post_batches:
@@ -688,26 +743,20 @@ class Poster:
                 )
 
 
-def _holds_all(transtype: str, control: dict[str, Any], keyed: list[tuple[PlanRow, str]]) -> bool:
+def _holds_all(
+    transtype: str, details: list[dict[str, Any]], keyed: list[tuple[PlanRow, str]]
+) -> bool:
     """Does this batch read back with every document of the chunk (by key or RefNo)?"""
-    masters = control.get("apMaster" if transtype == "AP" else "jeMaster") or []
     field_name = "MasterPKey" if transtype == "AP" else "RefNo"
-    present = {str(m.get(field_name)) for m in masters if isinstance(m, dict)}
+    present = {str(d.get(field_name)) for d in details if isinstance(d, dict)}
     wanted = {key if transtype == "AP" else row.document.ref_no for row, key in keyed}
     return bool(wanted) and wanted <= present
 
 
-def _readback_amounts(transtype: str, control: dict[str, Any]) -> dict[str, Decimal]:
-    """Per master key (AP) or RefNo (JE): the amount Deltek reads back."""
+def _readback_amounts(transtype: str, details: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Per master key (AP) or RefNo (JE): the amount Deltek reads back from the detail lines."""
     out: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
-    if transtype == "AP":
-        for line in control.get("apDetail") or []:
-            out[str(line.get("MasterPKey"))] += Decimal(str(line.get("Amount") or 0)).quantize(
-                Decimal("0.01")
-            )
-    else:
-        for line in control.get("jeDetail") or []:
-            out[str(line.get("RefNo"))] += Decimal(str(line.get("DebitAmount") or 0)).quantize(
-                Decimal("0.01")
-            )
+    key, amount = ("MasterPKey", "Amount") if transtype == "AP" else ("RefNo", "DebitAmount")
+    for line in details:
+        out[str(line.get(key))] += Decimal(str(line.get(amount) or 0)).quantize(Decimal("0.01"))
     return dict(out)

@@ -175,6 +175,8 @@ def _amount(value: Any, what: str) -> Decimal:
         amount = money(value)
     except Exception:  # noqa: BLE001 - any unparseable amount is a data problem
         raise Refusal(f"{what} amount {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise Refusal(f"{what} amount {value!r} is not a number; correct it in Procore")
     if abs(amount) > MAX_AMOUNT:
         raise Refusal(f"{what} amount {amount} is beyond {MAX_AMOUNT}; check it in Procore")
     return amount

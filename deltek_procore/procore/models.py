@@ -18,6 +18,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 # ---------------------------------------------------------------- scalar coercion
 
 
+# An amount Procore sent that is no number at all. Kept (not raised) so one bad record
+# does not abort a whole read; translation quarantines it ("amount ... is not a number").
+NOT_A_NUMBER = Decimal("NaN")
+
+
 def to_decimal(value: Any) -> Decimal | None:
     """Money and percentages: "1,250.00", "$12", "96.36%", 12.5, None -> Decimal | None."""
     if value is None or isinstance(value, bool):
@@ -36,10 +41,10 @@ def to_decimal(value: Any) -> Decimal | None:
         text = text.strip("()")
         try:
             number = Decimal(text)
-        except InvalidOperation as exc:
-            raise ValueError(f"not a number: {value!r}") from exc
+        except InvalidOperation:
+            return NOT_A_NUMBER
         return -number if negative else number
-    raise ValueError(f"not a number: {value!r}")
+    return NOT_A_NUMBER
 
 
 def money_or_zero(value: Any) -> Decimal:

@@ -146,6 +146,18 @@ class StateStore:
     # ---- schema -------------------------------------------------------------------------
     def migrate(self) -> int:
         """Create missing tables and record the schema version; safe to run concurrently."""
+        for attempt in range(5):
+            try:
+                return self._migrate()
+            except (sa.exc.OperationalError, IntegrityError):
+                # SQLite has no advisory lock: two processes creating a new file race on
+                # CREATE TABLE / the version row. The loser retries and finds it done.
+                if self.dialect == "postgresql" or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return SCHEMA_VERSION
+
+    def _migrate(self) -> int:
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(424242)"))
@@ -436,6 +448,68 @@ class StateStore:
             result = conn.execute(t.insert().values(**row))
             row["id"] = result.inserted_primary_key[0]
         return LedgerRow(**{k: row.get(k) for k in LedgerRow.__dataclass_fields__})
+
+    def add_revisions(self, rows: Sequence[dict[str, Any]]) -> list[LedgerRow]:
+        """Bulk `add_revision`: one transaction, one statement per chunk; order preserved."""
+        t = schema.ledger
+        out: list[LedgerRow] = []
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(rows)):
+                keys = {(r["kind"], int(r["record_id"])) for r in chunk}
+                current: dict[tuple[str, int], int] = {}
+                for kind in {k for k, _ in keys}:
+                    ids = [rid for k, rid in keys if k == kind]
+                    for rid, rev in conn.execute(
+                        sa.select(t.c.record_id, sa.func.max(t.c.revision))
+                        .where(t.c.kind == kind, t.c.record_id.in_(ids))
+                        .group_by(t.c.record_id)
+                    ):
+                        current[(kind, rid)] = rev
+                values = []
+                for r in chunk:
+                    key = (r["kind"], int(r["record_id"]))
+                    current[key] = current.get(key, 0) + 1
+                    values.append(
+                        {
+                            "attempts": 0,
+                            **r,
+                            "revision": current[key],
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                result = conn.execute(
+                    t.insert().returning(t.c.id, sort_by_parameter_order=True), values
+                )
+                for value, (row_id,) in zip(values, result.all(), strict=True):
+                    value["id"] = row_id
+                    out.append(
+                        LedgerRow(**{k: value.get(k) for k in LedgerRow.__dataclass_fields__})
+                    )
+        return out
+
+    def update_ledger_rows(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Bulk per-row updates (each row its own values; same columns per call)."""
+        if not updates:
+            return
+        t = schema.ledger
+        now = utcnow()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row_id, values in updates:
+            cols = tuple(sorted(values))
+            by_columns.setdefault(cols, []).append(
+                {"_row_id": row_id, **{f"v_{k}": v for k, v in values.items()}, "v_updated_at": now}
+            )
+        with self.engine.begin() as conn:
+            for cols, params in by_columns.items():
+                stmt = (
+                    t.update()
+                    .where(t.c.id == sa.bindparam("_row_id"))
+                    .values({c: sa.bindparam(f"v_{c}") for c in (*cols, "updated_at")})
+                )
+                for chunk in _chunks(params):
+                    conn.execute(stmt, list(chunk))
 
     def update_ledger(self, row_ids: Sequence[int], **values: Any) -> None:
         if not row_ids:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 # Column sizes of the webhook inbox table (deltek_procore/state/schema.py): a value that
 # cannot be stored is rejected here with a reason instead of failing in the database.
 MAX_KEY_LENGTH = 64
+MAX_ID = 2**63 - 1  # ids are stored as BIGINT
 MAX_EVENT_TYPE_LENGTH = 16
 MAX_RESOURCE_NAME_LENGTH = 80
 
@@ -130,6 +131,10 @@ def load_object(body: bytes) -> dict[str, Any]:
         raise EventError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise EventError("body is not a Procore event: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise EventError(f"body is not a Procore event: {exc}") from None
     if not isinstance(value, dict):
         raise EventError(f"event must be a JSON object, got {_json_type(value)}")
     return value
@@ -191,6 +196,8 @@ def _key(raw: dict[str, Any]) -> str:
         key = str(ident).strip()
     if len(key) > MAX_KEY_LENGTH:
         raise EventError(f"event id/ulid is longer than {MAX_KEY_LENGTH} characters")
+    if any(not ch.isprintable() for ch in key):
+        raise EventError("event id/ulid holds control characters")
     return key
 
 
@@ -220,10 +227,10 @@ def _as_int(value: Any) -> int | None:
     """An integer from an int or a digit string (v4.0 sends ids as strings); else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        return int(value.strip())
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()) and len(value.strip()) <= 19:
+        value = int(value.strip())
+    if isinstance(value, int) and 0 <= value <= MAX_ID:
+        return value
     return None
 
 

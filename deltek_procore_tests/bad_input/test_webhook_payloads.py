@@ -125,14 +125,12 @@ def test_not_an_event_is_400(receiver: Receiver, body: bytes, words: str) -> Non
     rejected(receiver, body, 400, words)
 
 
-@pytest.mark.xfail(strict=True, reason=PARSER_BUG)
 @pytest.mark.parametrize("depth", [2_000, 100_000])
 def test_deeply_nested_json_is_400(receiver: Receiver, depth: int) -> None:
     """Nesting beyond what the JSON parser recurses into must not crash the receiver."""
     rejected(receiver, "[" * depth + "]" * depth, 400, "JSON")
 
 
-@pytest.mark.xfail(strict=True, reason=PARSER_BUG)
 def test_deeply_nested_value_inside_a_valid_event_is_400(receiver: Receiver) -> None:
     body = json.dumps(event())[:-1] + ', "metadata": ' + "[" * 50_000 + "]" * 50_000 + "}"
     rejected(receiver, body, 400, "JSON")
@@ -193,7 +191,6 @@ def test_wrong_types_are_400(receiver: Receiver, changes: dict, words: str) -> N
     rejected(receiver, json.dumps(event(**changes)), 400, words)
 
 
-@pytest.mark.xfail(strict=True, reason=RANGE_BUG)
 @pytest.mark.parametrize(
     "number",
     [10**20, 2**63, 10**400],
@@ -204,7 +201,6 @@ def test_huge_resource_id_is_400_not_a_database_error(receiver: Receiver, number
     rejected(receiver, json.dumps(event(resource_id=number)), 400, "resource_id")
 
 
-@pytest.mark.xfail(strict=True, reason=PARSER_BUG)
 def test_huge_number_literal_is_400(receiver: Receiver) -> None:
     """More digits than Python converts by default (4300) must not crash the parser."""
     body = json.dumps(event())[:-1] + ', "company_id": ' + "9" * 5000 + "}"
@@ -238,13 +234,11 @@ NUL_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=NUL_BUG)
 def test_null_byte_in_event_key_is_400(receiver: Receiver) -> None:
     rejected(receiver, json.dumps(event(ulid="01H\u0000EVIL")), 400, "ulid")
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason=NUL_BUG)
 def test_null_byte_in_event_key_on_postgres_is_4xx_not_503(pg_url: str) -> None:
     store = StateStore(pg_url)
     server = serve_in_thread(create_app(store, SECRET))

@@ -170,12 +170,6 @@ def test_two_threads_same_periods_sqlite(tmp_path: Path) -> None:
         box.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="state/store.py StateStore.migrate (create_all ~line 152): on SQLite two "
-    "processes opening a new state file at once race on CREATE TABLE "
-    "('table ... already exists'); only PostgreSQL takes an advisory lock",
-)
 def test_two_stores_create_a_new_sqlite_file_at_once(tmp_path: Path) -> None:
     errors: list[BaseException] = []
     for attempt in range(10):

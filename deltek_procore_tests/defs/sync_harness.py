@@ -135,8 +135,13 @@ def harness(
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("DAGSTER_HOME", str(home))
         monkeypatch.setenv("DELTEK_PROCORE_STATE_URL", url)
-        inst = instance or dg.DagsterInstance.from_config(str(home))
-        yield Harness(box=box, store=store, instance=inst, home=home, state_url=url)
+        if instance is not None:
+            yield Harness(box=box, store=store, instance=instance, home=home, state_url=url)
+        else:
+            # `with`: an instance registers itself as the process's definitions-state
+            # storage; leaving the block unregisters it so later tests never reach it
+            with dg.DagsterInstance.from_config(str(home)) as inst:
+                yield Harness(box=box, store=store, instance=inst, home=home, state_url=url)
     finally:
         box.stop()
         store.dispose()

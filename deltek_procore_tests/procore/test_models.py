@@ -44,9 +44,10 @@ def test_to_decimal_variants(raw, expected):
     assert to_decimal(raw) == expected
 
 
-def test_to_decimal_rejects_garbage():
-    with pytest.raises(ValueError):
-        to_decimal("twelve")
+def test_to_decimal_marks_garbage_as_not_a_number():
+    # Kept as NaN, not raised: one bad record must not abort a read; translation quarantines it.
+    assert to_decimal("twelve").is_nan()
+    assert to_decimal({"amount": 1}).is_nan()
 
 
 @pytest.mark.parametrize(
