@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from deltek_procore.defs.assets import ALL_ASSETS
+from deltek_procore.defs.checks import completeness_checks
 from deltek_procore.defs.jobs import sync_job
 from deltek_procore.defs.resources import (
     DeltekResource,
@@ -19,6 +20,7 @@ from deltek_procore.defs.sensors import procore_webhook_sensor
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
+        asset_checks=completeness_checks(),
         jobs=[sync_job],
         sensors=[procore_webhook_sensor],
         schedules=[nightly_reconciliation],

@@ -6,10 +6,12 @@ with metadata a person reads in the UI.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at runtime.
+import re
 from typing import Any
 
 import dagster as dg
 
+from deltek_procore.defs.jobs import tenant_tag
 from deltek_procore.defs.partitions import accounting_months
 from deltek_procore.defs.resources import (
     DeltekResource,
@@ -23,6 +25,9 @@ from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, PostingReport, 
 RETRY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
 )
+# One pool per Deltek tenant (named from DELTEK_API_URL's host and path): posting steps of
+# one tenant never overlap, across runs and machines; other tenants are not held up.
+POSTING_POOL = "deltek-" + (re.sub(r"[^a-z0-9]+", "-", tenant_tag()).strip("-") or "tenant")
 CHECKS = ("every_line_mapped", "complete", "no_duplicates", "read_back_matches", "totals_match")
 TABLE_ROWS = 50
 
@@ -338,7 +343,7 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
         deps=deps,
         partitions_def=accounting_months,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="deltek",
+        pool=POSTING_POOL,
         check_specs=[dg.AssetCheckSpec(c, asset=name) for c in CHECKS],
         description=description,
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deltek_procore.mapping.config import MappingFile, mapping_hash
 from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_context
-from deltek_procore.posting.documents import document_from_json
+from deltek_procore.posting.documents import JournalEntry, document_from_json
 from deltek_procore.posting.protocol import (
     Candidate,
     DeltekIndex,
@@ -181,8 +181,25 @@ def _span(periods: Sequence[str]) -> str:
     )
 
 
+def cost_amount(doc: Any) -> Decimal:
+    """The signed amount a document puts on the project: a voucher's total; a JE's
+    project-side lines (debits minus credits), so a negative change order stays negative."""
+    if isinstance(doc, JournalEntry):
+        return sum((ln.debit - ln.credit for ln in doc.lines if ln.charge.wbs1), Decimal("0.00"))
+    return doc.total
+
+
 def procore_amount(kind: str, record: Any) -> Decimal:
-    """What Procore says is owed or committed, computed independently of translation."""
+    """What Procore says is owed or committed, computed independently of translation.
+
+    A record whose amount is no number counts 0 here: it is quarantined, not posted."""
+    try:
+        return _procore_amount(kind, record)
+    except (InvalidOperation, ValueError):
+        return Decimal("0.00")
+
+
+def _procore_amount(kind: str, record: Any) -> Decimal:
     if kind == "requisition":
         gross = sum(
             (
@@ -272,7 +289,7 @@ def evaluate_checks(
         ids = [rid for k, rid in eligible_ids if k == kind]
         for row in store.last_done(kind, ids).values():
             if row.document_json:
-                ledger_total += document_from_json(row.document_json).total
+                ledger_total += cost_amount(document_from_json(row.document_json))
     open_items = sum(
         1 for r in outcome.results if r["status"] in ("quarantined", "failed", "aborted", "review")
     )

@@ -139,6 +139,9 @@ def build_vendor_map(
                 )
             )
             store.link_vendor(pid, number, firm.get("ClientID"), "created")
+            if not found:
+                firms.append(firm)
+                store.put_reference("deltek_firms", firms)
             store.audit(
                 [
                     AuditEvent(

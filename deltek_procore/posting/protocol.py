@@ -233,7 +233,14 @@ def _plan_change(
     full: Document | None = None
     if is_voided(cand.kind, cand.record) and isinstance(posted_doc, JournalEntry):
         doc: Document | None = adjust.reversal(posted_doc, revision)
-        full = posted_doc
+        if doc is None:
+            return PlanRow(
+                action="skip",
+                reason="voided in Procore; already reversed in Deltek",
+                revision=revision,
+                **base,
+            )
+        full = adjust.held_after_reversal(posted_doc)
         why = f"voided in Procore after it was posted ({cand.record.status})"
         action = "reverse"
     elif is_eligible(cand.kind, cand.record, ctx):
@@ -246,6 +253,17 @@ def _plan_change(
                 **base,
             )
         full = current
+        moved = adjust.identity_change(posted_doc, current) if posted_doc else None
+        if moved:
+            return PlanRow(
+                action="review",
+                reason=f"{moved}; a person must decide",
+                document=current,
+                full_document=current,
+                revision=revision,
+                posted=done,
+                **base,
+            )
         if posted_doc is None:
             doc = None
         elif isinstance(current, Voucher):

@@ -107,8 +107,9 @@ def _utc_if_naive(value: datetime | None) -> datetime | None:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(money_or_zero)]
-OptMoney = Annotated[Decimal | None, BeforeValidator(to_decimal)]
+# allow_inf_nan: an amount that is no number reaches translation as NaN and is quarantined there.
+Money = Annotated[Decimal, Field(allow_inf_nan=True), BeforeValidator(money_or_zero)]
+OptMoney = Annotated[Decimal | None, Field(allow_inf_nan=True), BeforeValidator(to_decimal)]
 Id = Annotated[int, BeforeValidator(to_int)]
 OptId = Annotated[int | None, BeforeValidator(to_int)]
 OptStr = Annotated[str | None, BeforeValidator(to_str)]

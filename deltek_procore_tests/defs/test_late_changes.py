@@ -171,11 +171,6 @@ def _touched(h) -> set[int]:
     return {r.record_id for r in h.store.ledger_rows(kinds=["work_order"]) if r.revision > 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.py _plan_change reverses again on every edit of a voided record "
-    "(full_document of a reversal is the posted JE); see the protocol patch in the report",
-)
 def test_editing_a_voided_commitment_does_not_reverse_twice(synced):
     h = synced
     row, _record, month = _void_one(h, _touched(h))
@@ -185,11 +180,6 @@ def test_editing_a_voided_commitment_does_not_reverse_twice(synced):
     assert _net(_entries(h, row.document)) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.py: after a reversal the ledger still says Deltek holds the original, so "
-    "re-approving a voided commitment posts nothing; see the protocol patch in the report",
-)
 def test_reapproving_a_voided_commitment_posts_it_again(synced):
     h = synced
     row, record, month = _void_one(h, _touched(h))
