@@ -167,7 +167,12 @@ def _merge_checks(
     for name in sorted(names):
         failed = [(p, c[name][1]) for p, c in per_period if name in c and not c[name][0]]
         if failed:
-            merged[name] = (False, "; ".join(f"{p}: {detail}" for p, detail in failed[:6]))
+            shown = "; ".join(f"{p}: {detail}" for p, detail in failed[:3])
+            more = f"; and {len(failed) - 3} more period(s)" if len(failed) > 3 else ""
+            merged[name] = (
+                False,
+                f"failed in {len(failed)} of {len(per_period)} period(s): {shown}{more}",
+            )
         else:
             merged[name] = (True, f"passed for every period of {_span(list(periods))}")
     return merged
