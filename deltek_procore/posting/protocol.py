@@ -424,6 +424,25 @@ class Poster:
         index.ensure(r.document for r in postable)
         # Write 'posting' before talking to Deltek, so a crash leaves a trace to look up.
         self._set_states(postable, "posting")
+        self.store.audit(
+            [
+                AuditEvent(
+                    "mapped",
+                    r.kind,
+                    r.record_id,
+                    {
+                        "action": r.action,
+                        "amount": str(r.amount),
+                        "accounts": sorted({ln.charge.account for ln in r.document.lines}),
+                        "document": r.doc_number,
+                        "vendor": r.vendor,
+                        "mapping_hash": (self.mapping_hash or "")[:12],
+                    },
+                )
+                for r in postable
+            ],
+            self.run_id,
+        )
         to_post: list[PlanRow] = []
         adopted: list[tuple[PlanRow, dict[str, Any]]] = []
         for row in postable:

@@ -189,8 +189,10 @@ class StateStore:
         return int(row[0]) if row else 0
 
     # ---- staging ------------------------------------------------------------------------
-    def stage(self, records: Iterable[StagedRecord]) -> int:
-        """Insert or replace staged records; returns how many changed content."""
+    def stage(self, records: Iterable[StagedRecord], run_id: str | None = None) -> int:
+        """Insert or replace staged records; returns how many changed content.
+
+        Each new or changed record gets a `fetched` event in the audit trail."""
         rows = [
             {
                 "kind": r.kind,
@@ -221,11 +223,35 @@ class StateStore:
                         )
                     )
                 }
-                changed += sum(
-                    1
+                fresh = [
+                    r
                     for r in chunk
                     if existing.get((r["kind"], r["record_id"])) != r["content_hash"]
-                )
+                ]
+                changed += len(fresh)
+                if fresh:
+                    now = utcnow()
+                    conn.execute(
+                        schema.audit.insert(),
+                        [
+                            {
+                                "at": now,
+                                "run_id": run_id,
+                                "kind": r["kind"],
+                                "record_id": r["record_id"],
+                                "event": "fetched",
+                                "detail": json.dumps(
+                                    {
+                                        "status": r["status"],
+                                        "updated_at": r["updated_at"],
+                                        "content_hash": r["content_hash"][:12],
+                                        "new": (r["kind"], r["record_id"]) not in existing,
+                                    }
+                                ),
+                            }
+                            for r in fresh
+                        ],
+                    )
                 stmt = _upsert(self.dialect, table)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[table.c.kind, table.c.record_id],
