@@ -293,18 +293,7 @@ class StateStore:
             for chunk in id_chunks:
                 q = query if chunk is None else query.where(t.c.record_id.in_(list(chunk)))
                 for row in conn.execute(q.order_by(t.c.record_id)):
-                    out.append(
-                        StagedRecord(
-                            kind=row.kind,
-                            record_id=row.record_id,
-                            payload=json.loads(row.payload),
-                            content_hash=row.content_hash,
-                            project_id=row.project_id,
-                            period=row.period,
-                            status=row.status,
-                            updated_at=row.updated_at,
-                        )
-                    )
+                    out.append(_staged_row(row))
         return out
 
     def iter_staged(
@@ -325,16 +314,7 @@ class StateStore:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).fetchall()
             for row in rows:
-                yield StagedRecord(
-                    kind=row.kind,
-                    record_id=row.record_id,
-                    payload=json.loads(row.payload),
-                    content_hash=row.content_hash,
-                    project_id=row.project_id,
-                    period=row.period,
-                    status=row.status,
-                    updated_at=row.updated_at,
-                )
+                yield _staged_row(row)
             if len(rows) < page:
                 return
             last = rows[-1].record_id
@@ -813,6 +793,19 @@ def _upsert(dialect: str, table: sa.Table):
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"state store supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _staged_row(row: Any) -> StagedRecord:
+    return StagedRecord(
+        kind=row.kind,
+        record_id=row.record_id,
+        payload=json.loads(row.payload),
+        content_hash=row.content_hash,
+        project_id=row.project_id,
+        period=row.period,
+        status=row.status,
+        updated_at=row.updated_at,
+    )
 
 
 def _ledger_row(row: Any) -> LedgerRow:
