@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 from deltek_procore.connections import ConfigurationError, deltek_settings, procore_settings
@@ -151,7 +151,7 @@ def check_procore(env: Mapping[str, str] | None = None, timeout: float = 10.0) -
         settings = procore_settings(env)
     except ConfigurationError as exc:
         return [Check("procore", "configuration", False, str(exc), _config_fix("procore"))]
-    settings = fast_procore_settings(settings, timeout)
+    settings = fast_settings(settings, timeout)
     steps = _Steps("procore", lambda exc, took: explain_procore_error(exc, settings, timeout, took))
     mismatch = procore_environment_problem(settings.auth_url, settings.api_url)
     steps.add(
@@ -180,13 +180,13 @@ def check_procore(env: Mapping[str, str] | None = None, timeout: float = 10.0) -
     return steps.checks
 
 
-def fast_procore_settings(settings: ProcoreSettings, timeout: float) -> ProcoreSettings:
+SettingsT = TypeVar("SettingsT", ProcoreSettings, DeltekSettings)
+
+
+def fast_settings(settings: SettingsT, timeout: float) -> SettingsT:
+    """Either client's settings, tuned for a quick answer: short timeouts, one retry."""
     return settings.model_copy(
-        update={
-            "connect_timeout": min(timeout, 5.0),
-            "read_timeout": timeout,
-            "max_retries": 1,
-        }
+        update={"connect_timeout": min(timeout, 5.0), "read_timeout": timeout, "max_retries": 1}
     )
 
 
@@ -356,7 +356,7 @@ def check_deltek(env: Mapping[str, str] | None = None, timeout: float = 10.0) ->
         settings = deltek_settings(env)
     except ConfigurationError as exc:
         return [Check("deltek", "configuration", False, str(exc), _config_fix("deltek"))]
-    settings = fast_deltek_settings(settings, timeout)
+    settings = fast_settings(settings, timeout)
     steps = _Steps("deltek", lambda exc, took: explain_deltek_error(exc, settings, timeout, took))
     root = urlsplit(settings.api_url).path.rstrip("/")
     steps.add(
@@ -377,16 +377,6 @@ def check_deltek(env: Mapping[str, str] | None = None, timeout: float = 10.0) ->
     steps.run("chart of accounts", lambda: _deltek_accounts(client))
     steps.run("amount visibility", lambda: _deltek_visibility(client))
     return steps.checks
-
-
-def fast_deltek_settings(settings: DeltekSettings, timeout: float) -> DeltekSettings:
-    return settings.model_copy(
-        update={
-            "connect_timeout": min(timeout, 5.0),
-            "read_timeout": timeout,
-            "max_retries": 1,
-        }
-    )
 
 
 def _deltek_token(client: DeltekClient) -> tuple[bool | None, str, str]:
