@@ -51,7 +51,7 @@ NAMES: dict[str, tuple[str, ...]] = {
         "DELTEK_CLIENT_SECRET",
     ),
 }
-#: Documented defaults (design.md); not applied by ``resolve``, offered to callers.
+#: Documented defaults (README, "Configuration"); not applied by ``resolve``, offered to callers.
 DEFAULTS: dict[str, str] = {
     "PROCORE_AUTH_URL": "https://login.procore.com/oauth/token",
     "PROCORE_API_URL": "https://api.procore.com",

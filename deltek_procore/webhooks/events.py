@@ -1,6 +1,6 @@
 """Procore webhook events: one normalised shape for every payload version.
 
-Procore has sent several payload formats over time (see `api/procore.md` section 6):
+Procore has sent several payload formats over time (see `docs/api/procore.md#webhooks`):
 
 - v2 / v2.0: ``{"id": 598..., "ulid": "01ED...", "api_version": "v2", "event_type": "create",
   "resource_name": "...", "resource_id": 245510722, "company_id": 6452, "project_id": 219542,

@@ -5,7 +5,7 @@ destination URL and creates only the triggers that are missing.
 
 Coverage gap, by Procore's design: the webhook resource list has no Requisitions /
 Subcontractor Invoices resource and no Commitment Change Orders resource (see
-`api/procore.md` section 6). Subcontractor invoices and commitment change orders therefore
+`docs/api/procore.md#resource-names`). Subcontractor invoices and commitment change orders therefore
 reach Deltek through the `nightly_reconciliation` schedule (and any sync run), which polls
 `filters[updated_at]`, never through a webhook. The same schedule catches events Procore
 discarded after pausing a failing endpoint for 12 h.
@@ -64,7 +64,7 @@ LINE_ITEM_TRIGGERS: tuple[Trigger, ...] = tuple(
 
 
 class WebhookClient(Protocol):
-    """The part of `ProcoreClient` this module uses (see contracts.md)."""
+    """The part of `ProcoreClient` this module uses."""
 
     def webhook_hooks(self) -> list[dict]: ...
 

@@ -234,7 +234,7 @@ def test_vendor_problem():
 
 
 def test_sandbox_data_matches_as_seeded():
-    """The seeded world (contracts.md) matches the way its summary says it was built."""
+    """The seeded world (sandbox/seed.py) matches the way its summary says it was built."""
     from deltek_procore.mapping import parse_mapping, unmapped_pairs
     from deltek_procore.sandbox import seed
 

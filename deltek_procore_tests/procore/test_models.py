@@ -1,4 +1,4 @@
-"""Procore models accept every payload variant listed in api/procore.md."""
+"""Procore models accept every payload variant listed in docs/api/procore.md."""
 
 from __future__ import annotations
 
