@@ -1,4 +1,4 @@
-"""A local Deltek Vantagepoint REST API, faithful to /work/shared/api/deltek.md.
+"""A local Deltek Vantagepoint REST API, faithful to docs/api/deltek.md.
 
 Why it exists: the connector must be developed and tested against something that
 behaves like a real Vantagepoint tenant -- OAuth password grant with expiring
@@ -39,13 +39,17 @@ from starlette.routing import Route
 
 from deltek_procore.sandbox.faults import Faults
 
-# ASSUMPTION: no Deltek document lists the chart of accounts over REST. Public client
-# code reads `GLSummary` (rows carry Account, Name, Type, Status, GlobalAccount) and
-# design.md makes that the default of DELTEK_ACCOUNTS_PATH. Swap it here if a tenant
-# proves otherwise; the simulator serves the account list at exactly this one path.
+# No Deltek document lists the chart of accounts over REST. `GLSummary` (the default of
+# DELTEK_ACCOUNTS_PATH) is an activity summary: rows per Period x Account with the amounts
+# posted, plus the account's Name, Type, Status and GlobalAccount (docs/api/deltek.md, GL
+# accounts). A valid account with no postings yet is absent from it. The simulator's real
+# chart (table CA, what postings are validated against) is listed nowhere, as on a tenant.
 ACCOUNTS_PATH = "GLSummary"
+GL_GROUP_COLUMNS = ("Period", "Account")  # what `groupBy` may name
+GL_SUM_COLUMNS = ("Amount", "Debit", "Credit")  # what `sumColumns` may name
+GL_ACCOUNT_COLUMNS = ("Name", "Type", "Status", "GlobalAccount")  # joined from CA by Account
 
-# Sandbox credentials (same values as deltek_procore/sandbox/seed.py, see contracts.md).
+# Sandbox credentials (same values as deltek_procore/sandbox/seed.py).
 DEFAULT_USERNAME = "apiuser"
 DEFAULT_PASSWORD = "sandbox-deltek-password"  # noqa: S105 - public sandbox constant
 DEFAULT_DATABASE = "C0000042000P_1_SANDBOX0000"
@@ -59,6 +63,8 @@ MONEY_FIELDS = frozenset(
         "PaymentAmount",
         "DebitAmount",
         "CreditAmount",
+        "Debit",
+        "Credit",
         "Total",
         "CreditsTotal",
         "SumTotal",
@@ -404,10 +410,11 @@ def parse_order(text: str | None) -> list[tuple[str, bool]]:
 
 
 def parse_list_query(pairs: list[tuple[str, str]], *, limit_fails: bool) -> ListQuery:
-    """Paging/sorting/field/filter parameters of deltek.md §4."""
+    """Paging/sorting/field/filter parameters (docs/api/deltek.md#listing-paging-and-filters)."""
     params = {k.lower(): v for k, v in pairs}
     if limit_fails and _param(params, "limit") is not None:
-        # deltek.md §4/§13.6: DataEntry and PSALedger answer 500 to `limit`.
+        # DataEntry and PSALedger answer 500 to `limit`
+        # (docs/api/deltek.md#listing-paging-and-filters).
         raise ApiError(500, SERVER_ERROR)
     size = _positive(params, "pageSize") or _positive(params, "limit")
     maxrows = _positive(params, "q.maxrows")
@@ -593,10 +600,12 @@ class DeltekSimulator:
         for row in seed.get("projects", []):
             self._store_project(row)
         self._accounts: dict[str, dict] = {}
-        self._account_cols = set(ACCOUNT_COLUMNS)
         for row in seed.get("accounts", []):
             self._accounts[str(row["Account"])] = fill(row, ACCOUNT_COLUMNS)
-            self._account_cols |= set(row)
+        # GLSummary's source: (Period, Account) -> [debit, credit], seeded history + postings
+        self._gl_activity: dict[tuple[int, str], list[Decimal]] = {}
+        for row in seed.get("gl_history", []):
+            self._seed_activity(row)
         self._batches: dict[str, dict[str, BatchRec]] = {"ap": {}, "je": {}}
         self._invoices: dict[tuple[str, str], tuple[str, str]] = {}  # -> (Batch, MasterPKey)
         self._ledgers: dict[str, Ledger] = {"ap": Ledger(), "je": Ledger()}
@@ -639,6 +648,11 @@ class DeltekSimulator:
         with self._lock:
             return dict(self._calls)
 
+    def gl_summary(self) -> list[dict]:
+        """GLSummary's rows (one per Period x Account with activity), as the API serves them."""
+        with self._lock:
+            return self._gl_rows(GL_GROUP_COLUMNS, GL_SUM_COLUMNS)
+
     def ledger(self, transtype: str) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._ledgers[transtype.lower()].rows]
@@ -665,6 +679,7 @@ class DeltekSimulator:
                 "firms": self.firms(),
                 "projects": [dict(r) for r in self._projects.values()],
                 "accounts": [dict(r) for r in self._accounts.values()],
+                "gl_summary": self.gl_summary(),
                 "batches": {
                     kind: [self._batch_dump(b) for b in batches.values()]
                     for kind, batches in self._batches.items()
@@ -730,7 +745,7 @@ class DeltekSimulator:
             ("PUT", r"settings/activeperiod/(?P<id>\d{6})", "Settings/ActivePeriod/{Period}",
              self._set_active_period),
             ("GET", r"settings/period", "Settings/Period", self._periods),
-            ("GET", re.escape(ACCOUNTS_PATH.lower()), ACCOUNTS_PATH, self._account_list),
+            ("GET", re.escape(ACCOUNTS_PATH.lower()), ACCOUNTS_PATH, self._gl_summary),
             ("GET", rf"dataentry/{tt}landing", "DataEntry/{tt}Landing", self._landing),
             ("GET", rf"dataentry/{tt}control", "DataEntry/{tt}Control", self._landing),
             ("POST", rf"dataentry/{tt}control", "DataEntry/{tt}Control", self._batch_create),
@@ -1062,9 +1077,72 @@ class DeltekSimulator:
         query = parse_list_query(ctx.params, limit_fails=False)
         return 200, apply_query(rows, query, rows[0].keys()), {}
 
-    def _account_list(self, ctx: Ctx) -> Result:
+    # ------------------------------------------------------------ GLSummary (activity)
+
+    def _seed_activity(self, row: dict) -> None:
+        """One seeded history row: Period, Account and Amount (signed) or Debit/Credit."""
+        account = str(row["Account"])
+        if account not in self._accounts:
+            raise ValueError(f"gl_history names account {account!r}, which is not in the chart")
+        debit, credit = to_decimal(row.get("Debit")), to_decimal(row.get("Credit"))
+        if not debit and not credit:
+            amount = to_decimal(row.get("Amount"))
+            debit, credit = max(amount, Decimal(0)), max(-amount, Decimal(0))
+        self._add_activity(int(row["Period"]), account, debit, credit)
+
+    def _add_activity(self, period: int, account: str, debit: Decimal, credit: Decimal) -> None:
+        totals = self._gl_activity.setdefault((period, account), [Decimal(0), Decimal(0)])
+        totals[0] += debit
+        totals[1] += credit
+
+    def _post_activity(self, row: dict) -> None:
+        """A posted ledger line adds to its account's activity in its period."""
+        amount = to_decimal(row["Amount"])
+        debit, credit = max(amount, Decimal(0)), max(-amount, Decimal(0))
+        self._add_activity(int(row["Period"]), str(row["Account"]), debit, credit)
+
+    @staticmethod
+    def _gl_columns(raw: str | None, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+        """`groupBy` / `sumColumns`: comma-separated names, case-insensitive (INVENTED rules)."""
+        if raw is None or not raw.strip():
+            return allowed
+        known = {c.lower(): c for c in allowed}
+        picked = []
+        for part in raw.split(","):
+            column = known.get(part.strip().lower())
+            if column is None:
+                raise bad_request(f"{name}: '{part.strip()}' is not a GLSummary column.")
+            if column not in picked:
+                picked.append(column)
+        return tuple(picked)
+
+    def _gl_rows(self, group: tuple[str, ...], sums: tuple[str, ...]) -> list[dict]:
+        """Activity grouped by `group`, with the `sums` asked for, ordered by Account, Period."""
+        grouped: dict[tuple, list[Decimal]] = {}
+        for (period, account), (debit, credit) in self._gl_activity.items():
+            key = tuple(period if c == "Period" else account for c in group)
+            totals = grouped.setdefault(key, [Decimal(0), Decimal(0)])
+            totals[0] += debit
+            totals[1] += credit
+        rows = []
+        for key, (debit, credit) in grouped.items():
+            row: dict[str, Any] = dict(zip(group, key, strict=True))
+            if "Account" in row:
+                chart = self._accounts[row["Account"]]
+                row.update({c: chart[c] for c in GL_ACCOUNT_COLUMNS})
+            values = {"Amount": debit - credit, "Debit": debit, "Credit": credit}
+            row.update({c: float(values[c]) for c in sums})
+            rows.append(row)
+        rows.sort(key=lambda r: (str(r.get("Account", "")), int(r.get("Period", 0))))
+        return rows
+
+    def _gl_summary(self, ctx: Ctx) -> Result:
         query = parse_list_query(ctx.params, limit_fails=False)
-        return 200, apply_query(self._accounts.values(), query, self._account_cols), {}
+        group = self._gl_columns(ctx.param("groupBy"), GL_GROUP_COLUMNS, "groupBy")
+        sums = self._gl_columns(ctx.param("sumColumns"), GL_SUM_COLUMNS, "sumColumns")
+        rows = self._gl_rows(group, sums)
+        columns = set(group) | set(sums) | (set(GL_ACCOUNT_COLUMNS) if "Account" in group else set())
+        return 200, apply_query(rows, query, columns), {}
 
     # ------------------------------------------------------------ DataEntry batches
 
@@ -1431,7 +1509,7 @@ class DeltekSimulator:
             "postseqList": "|".join(str(r["postseq"]) for r in results),
             "msg": "\r\n".join(r["msg"] for r in results),
         }
-        text = json.dumps(json.dumps(answer))  # the body is a JSON string holding JSON (§9.3)
+        text = json.dumps(json.dumps(answer))  # a JSON string holding JSON (docs/api/deltek.md)
         return 200, Response(text, 200, media_type="application/json; charset=utf-8"), {}
 
     def _plan_post(self, parms: dict) -> tuple[BatchRec, int, str]:
@@ -1466,7 +1544,9 @@ class DeltekSimulator:
         ledger = self._ledgers[batch.kind]
         for key, master in sorted(batch.masters.items(), key=lambda kv: kv[1]["Seq"]):
             for detail in sorted(batch.lines_of(key), key=lambda d: d["Seq"]):
-                ledger.add(self._ledger_row(batch, master, detail, period, seq))
+                row = self._ledger_row(batch, master, detail, period, seq)
+                ledger.add(row)
+                self._post_activity(row)
             master["Posted"] = "Y"
         batch.control.update(Posted="Y", PostSeq=seq, PostPeriod=period)
         count = len(batch.masters)

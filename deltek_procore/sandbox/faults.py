@@ -29,7 +29,15 @@ class FaultSettings:
     webhook_drop: float = 0.0
     webhook_duplicate: float = 0.0
     webhook_reorder: bool = False
+    # Procore: the webhooks config API (hooks, triggers, deliveries, resources) refuses the
+    # service account, as when it lacks the "Webhooks API" permission; 403, or 404 ("not
+    # found or no read access"), per webhooks_forbidden_status.
+    webhooks_forbidden: bool = False
+    webhooks_forbidden_status: int = 403
     seed: int = 7
+
+
+FORBIDDEN_STATUSES = (403, 404)
 
 
 @dataclass
@@ -46,6 +54,12 @@ class Faults:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        status = changes.get("webhooks_forbidden_status")
+        if status is not None and status not in FORBIDDEN_STATUSES:
+            raise ValueError(f"webhooks_forbidden_status must be 403 or 404, not {status!r}")
+        for key, value in changes.items():
+            if isinstance(getattr(self.settings, key), bool) and not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, not {value!r}")
         with self._lock:
             for key, value in changes.items():
                 current = getattr(self.settings, key)

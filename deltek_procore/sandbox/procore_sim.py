@@ -65,7 +65,7 @@ INVALID_CLIENT_TEXT = (
 )
 INVALID_TOKEN_TEXT = "The access token is invalid"  # noqa: S105 - an error message
 
-# Webhook resource names (procore.md section 6): no requisitions, no commitment COs.
+# Webhook resource names (docs/api/procore.md#resource-names): no requisitions, no change orders.
 PROJECT_RESOURCES = (
     "Direct Costs",
     "Direct Cost Line Items",
@@ -409,8 +409,11 @@ class ProcoreSimulator:
         webhook_timeout_s: float = 5.0,
         client_id: str = PROCORE_CLIENT_ID,
         client_secret: str = PROCORE_CLIENT_SECRET,
+        webhooks_permission: bool = True,
     ) -> None:
         self.data = data
+        # False: the service account lacks the "Webhooks API" permission (see _webhooks_access)
+        self.webhooks_permission = webhooks_permission
         self.faults = faults or Faults()
         self.token_ttl = token_ttl
         self.clock = clock
@@ -1011,7 +1014,25 @@ class ProcoreSimulator:
             raise ApiError(403, {"errors": "Procore-Company-Id does not match company_id"})
         return int(company), None
 
+    # INVENTED words: Procore documents a 403 for a missing permission and a 404 for "not
+    # found or no read access", both with an {"errors": ...} body (docs/api/procore.md,
+    # error shapes), but not their text.
+    WEBHOOKS_REFUSALS = {
+        403: {"errors": "You do not have permission to access the Webhooks API"},
+        404: {"errors": "Not Found"},
+    }
+
+    def _webhooks_access(self) -> None:
+        """The config API needs the "Webhooks API" permission (docs/api/procore.md, webhooks)."""
+        settings = self.faults.settings
+        if self.webhooks_permission and not settings.webhooks_forbidden:
+            return
+        status = settings.webhooks_forbidden_status
+        self.faults.count(f"webhooks_{status}")
+        raise ApiError(status, self.WEBHOOKS_REFUSALS[status])
+
     def _hooks(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
+        self._webhooks_access()
         payload = _json_body(body) if request.method == "POST" else {}
         company, project = self._scope(request, payload, ctx)
         if request.method == "GET":
@@ -1041,11 +1062,11 @@ class ProcoreSimulator:
             "api_version": spec.get("api_version") or "v2",
             "namespace": namespace,
             "destination_url": spec["destination_url"],
+            # header names kept as sent: Procore may echo `authorization` in lower case
             "destination_headers": {str(k): str(v) for k, v in headers.items()},
             "owned_by_company_id": company,
             "owned_by_project_id": project,
             "owned_by_user_id": USER_ID,
-            "created_at": iso_utc(self.clock()),
         }
         return JSONResponse(self._hook_view(self.hooks[hook_id]), 201)
 
@@ -1053,6 +1074,7 @@ class ProcoreSimulator:
         return {**hook, "destination_headers": _mask(hook["destination_headers"])}
 
     def _hook(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
+        self._webhooks_access()
         hook = self.hooks.get(request.path_params["id"])
         if hook is None:
             raise _not_found("Hook")
@@ -1074,12 +1096,23 @@ class ProcoreSimulator:
                 }
         return self._hook_view(hook)
 
+    @staticmethod
+    def _trigger_view(trigger: JSON) -> JSON:
+        """Triggers are stored lower case (as events carry them) and read back upper case,
+        as Procore's trigger model declares CREATE|UPDATE|DELETE."""
+        return {**trigger, "event_type": str(trigger["event_type"]).upper()}
+
     def _hook_triggers(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
+        self._webhooks_access()
         hook = self.hooks.get(request.path_params["id"])
         if hook is None:
             raise _not_found("Hook")
         if request.method == "GET":
-            return [t for t in self.triggers.values() if t["webhook_hook_id"] == hook["id"]]
+            return [
+                self._trigger_view(t)
+                for t in self.triggers.values()
+                if t["webhook_hook_id"] == hook["id"]
+            ]
         spec = _json_body(body).get("trigger") or {}
         name = spec.get("resource_name")
         event = str(spec.get("event_type") or "").lower()
@@ -1102,18 +1135,20 @@ class ProcoreSimulator:
             "project_id": hook["owned_by_project_id"],
             "user_id": USER_ID,
         }
-        return JSONResponse(self.triggers[trigger_id], 201)
+        return JSONResponse(self._trigger_view(self.triggers[trigger_id]), 201)
 
     def _hook_trigger(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
+        self._webhooks_access()
         trigger = self.triggers.get(request.path_params["trigger_id"])
         if trigger is None or trigger["webhook_hook_id"] != request.path_params["id"]:
             raise _not_found("Trigger")
         if request.method == "DELETE":
             del self.triggers[trigger["id"]]
             return Response(status_code=204)
-        return trigger
+        return self._trigger_view(trigger)
 
     def _hook_resources(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
+        self._webhooks_access()
         company = request.query_params.get("company_id")
         project = request.query_params.get("project_id")
         if not company and not project:
@@ -1130,6 +1165,14 @@ class ProcoreSimulator:
         ]
 
     def _deliveries(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
+        """Delivery rows as Procore's model has them: no id of their own, only `event_id`.
+
+        `page_start` is the `event_id` of the previous page's last row. One event's rows
+        (its attempts, stored one after another) are never split across pages, so a page
+        may run past `page_size` to finish an event (INVENTED: the docs only say "last id of
+        the previous page"; this is the reading under which no row is skipped).
+        """
+        self._webhooks_access()
         hook_id = request.path_params["id"]
         if hook_id not in self.hooks:
             raise _not_found("Hook")
@@ -1146,18 +1189,32 @@ class ProcoreSimulator:
         outcomes = DELIVERY_STATUS[wanted]
         try:
             size = min(max(1, int(request.query_params.get("page_size", 100))), 1000)
-            start = int(request.query_params.get("page_start", 0))
+            raw_start = request.query_params.get("page_start")
+            start = int(raw_start) if raw_start not in (None, "") else None
         except ValueError as exc:
             raise ApiError(400, {"errors": "page_size and page_start must be integers"}) from exc
-        out = []
-        for delivery in self.webhook_deliveries:
-            if delivery["hook_id"] != hook_id or delivery["id"] <= start:
-                continue
-            if outcomes is None or delivery["outcome"] in outcomes:
-                out.append(dict(delivery))
-                if len(out) >= size:
-                    break
-        return out
+        rows = [
+            d
+            for d in self.webhook_deliveries
+            if d["hook_id"] == hook_id and (outcomes is None or d["outcome"] in outcomes)
+        ]
+        first = 0
+        if start is not None:
+            after = [i for i, d in enumerate(rows) if d["event_id"] == start]
+            if not after:
+                raise ApiError(
+                    400, {"errors": "page_start must be the event_id of a listed delivery"}
+                )
+            first = after[-1] + 1
+        end = min(first + size, len(rows))
+        while 0 < end < len(rows) and rows[end]["event_id"] == rows[end - 1]["event_id"]:
+            end += 1
+        return [self._delivery_view(d) for d in rows[first:end]]
+
+    @staticmethod
+    def _delivery_view(delivery: JSON) -> JSON:
+        """A stored row as the API shows it: without the simulator's own row id and hook id."""
+        return {k: v for k, v in delivery.items() if k not in ("id", "hook_id")}
 
     # admin ----------------------------------------------------------------------------
     async def _admin_state(self, request: Request) -> Response:

@@ -206,6 +206,9 @@ GL_ACCOUNTS = [  # (account, name, type, status)
     ("5500", "Other Direct Costs", 7, "A"),
     ("5950", "Job Cost Suspense (retired)", 7, "I"),
 ]
+# GLSummary lists only accounts with posted activity. These are in the chart and mapped but
+# have none before the sandbox's first month, so they appear there only once a sync posts.
+GL_NO_HISTORY = frozenset({"5400"})
 
 
 @dataclass
@@ -1074,9 +1077,21 @@ def _deltek(rng: random.Random, cal: _Calendar, procore: dict[str, list[dict]]) 
         "firms": firms,
         "projects": projects,
         "accounts": accounts,
+        "gl_history": _gl_history(cal),
         "active_period": end.year * 100 + end.month,
         "company": DELTEK_COMPANY,
     }
+
+
+def _gl_history(cal: _Calendar) -> list[dict]:
+    """Activity of the month before the seeded data, per account except GL_NO_HISTORY."""
+    first = cal.starts[0]
+    period = first.year * 100 + first.month - 1 if first.month > 1 else (first.year - 1) * 100 + 12
+    return [
+        {"Period": period, "Account": acct, "Amount": (1000.0 + 100 * i) * (-1 if kind == 2 else 1)}
+        for i, (acct, _name, kind, _status) in enumerate(GL_ACCOUNTS)
+        if acct not in GL_NO_HISTORY
+    ]
 
 
 def _mappings_yaml(procore: dict[str, list[dict]]) -> str:

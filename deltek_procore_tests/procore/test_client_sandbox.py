@@ -199,6 +199,6 @@ def test_webhook_configuration_and_deliveries_cursor():
         assert sim.flush_webhooks(10)
         deliveries = client.deliveries(hook["id"], "any", page_size=2)
     assert received and set(received) == {"Bearer hook-token-xyz"}
-    ids = [d["id"] for d in deliveries]
+    ids = [d["event_id"] for d in deliveries]  # deliveries have no id of their own
     assert len(ids) == len(set(ids)) >= len(cost_ids)  # cursor neither repeats nor stops early
     assert client.stats.pages >= 3

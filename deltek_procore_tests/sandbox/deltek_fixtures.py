@@ -44,6 +44,14 @@ _SEED: dict = {
         {"Account": "5999", "Name": "Retired Costs", "Type": 7, "Status": "I",
          "GlobalAccount": "N"},
     ],
+    # GLSummary activity: every account but 5200 (valid, nothing posted to it yet)
+    "gl_history": [
+        {"Period": 202510, "Account": "5100", "Amount": 2500.0},
+        {"Period": 202511, "Account": "5100", "Amount": 750.0},
+        {"Period": 202510, "Account": "2000", "Amount": -2500.0},
+        {"Period": 202510, "Account": "2150", "Debit": 0, "Credit": 300.0},
+        {"Period": 202401, "Account": "5999", "Amount": 40.0},
+    ],
 }  # fmt: skip
 
 

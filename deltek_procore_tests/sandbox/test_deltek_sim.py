@@ -273,15 +273,93 @@ def test_projects_list_phases_with_blank_as_space(authed: Api) -> None:
     assert len(one) == 1 and one[0]["SubLevel"] == "Y"
 
 
-def test_settings_and_accounts(authed: Api) -> None:
+def test_settings_periods(authed: Api) -> None:
     active = authed.rows("Settings/ActivePeriod")
     assert active[0]["Period"] == 202611 and active[0]["RawPeriod"] == 202611
     periods = authed.rows("Settings/Period")
     assert periods[-1]["Period"] == 202611 and periods[-1]["ActiveCompanyClosed"] == "N"
     assert periods[0]["Period"] == 202512 and periods[0]["ActiveCompanyClosed"] == "Y"
-    accounts = authed.rows(ACCOUNTS_PATH)
-    assert {a["Account"] for a in accounts} >= {"5100", "2000", "2150", "5999"}
-    assert set(accounts[0]) >= {"Account", "Name", "Type", "Status", "GlobalAccount"}
+
+
+# ---------------------------------------------------------------- GLSummary: activity, not a chart
+
+
+def test_glsummary_is_activity_per_period_and_account(authed: Api) -> None:
+    rows = authed.rows(ACCOUNTS_PATH)
+    assert [(r["Account"], r["Period"]) for r in rows] == [
+        ("2000", 202510), ("2150", 202510), ("5100", 202510), ("5100", 202511), ("5999", 202401),
+    ]  # fmt: skip
+    first = rows[2]
+    assert set(first) == {
+        "Period", "Account", "Name", "Type", "Status", "GlobalAccount", "Amount", "Debit", "Credit"
+    }  # fmt: skip
+    assert (first["Name"], first["Amount"], first["Debit"], first["Credit"]) == (
+        "Subcontract Costs",
+        2500.0,
+        2500.0,
+        0.0,
+    )
+    offset = rows[1]
+    assert (offset["Amount"], offset["Debit"], offset["Credit"]) == (-300.0, 0.0, 300.0)
+    assert rows[-1]["Status"] == "I"  # a retired account with old activity says so
+    # 5200 is in the chart (postings to it are accepted) but has no activity: absent
+    assert "5200" not in {r["Account"] for r in rows}
+
+
+def test_glsummary_group_by_account_and_sum_columns(authed: Api) -> None:
+    rows = authed.rows(ACCOUNTS_PATH, {"groupBy": "Account", "sumColumns": "Amount"})
+    by_account = {r["Account"]: r for r in rows}
+    assert set(by_account) == {"2000", "2150", "5100", "5999"}
+    assert by_account["5100"]["Amount"] == 3250.0 and "Period" not in by_account["5100"]
+    assert "Debit" not in by_account["5100"] and by_account["5100"]["Status"] == "A"
+    periods = authed.rows(ACCOUNTS_PATH, {"groupBy": "Period", "sumColumns": "Debit,Credit"})
+    assert {r["Period"]: (r["Debit"], r["Credit"]) for r in periods}[202510] == (2500.0, 2800.0)
+    assert all("Account" not in r and "Name" not in r for r in periods)
+    filtered = authed.rows(ACCOUNTS_PATH, fh(("Account", "=", "5100")))
+    assert [r["Period"] for r in filtered] == [202510, 202511]
+    bad = authed.get(ACCOUNTS_PATH, {"groupBy": "Vendor"})
+    assert bad.status_code == 400 and "Vendor" in message(bad)
+
+
+def test_posting_to_a_valid_account_without_activity_is_accepted_and_then_listed(
+    authed: Api,
+) -> None:
+    batch = ap_batch("GL1", [("ACME", "GL-INV-1", [80.0, 20.0])], account="5200")
+    assert authed.post("DataEntry/apControl", batch).status_code == 201
+    assert authed.post_batch("ap", "GL1", "AP").status_code == 200
+    rows = [r for r in authed.rows(ACCOUNTS_PATH) if r["Account"] == "5200"]
+    assert [(r["Period"], r["Amount"], r["Name"]) for r in rows] == [
+        (202611, 100.0, "Material Costs")
+    ]
+    assert authed.sim.gl_summary() == authed.rows(ACCOUNTS_PATH)
+
+
+def test_posting_to_an_account_not_in_the_chart_is_a_400_naming_it(authed: Api) -> None:
+    answer = authed.post(
+        "DataEntry/apControl", ap_batch("GL2", [("ACME", "GL-INV-2", [5.0])], account="5201")
+    )
+    assert answer.status_code == 400 and "Account '5201' does not exist" in message(answer)
+    assert "5201" not in {r["Account"] for r in authed.rows(ACCOUNTS_PATH)}
+
+
+def test_glsummary_history_must_name_chart_accounts() -> None:
+    seed = deltek_seed()
+    seed["gl_history"].append({"Period": 202510, "Account": "7777", "Amount": 1})
+    with pytest.raises(ValueError, match="7777"):
+        DeltekSimulator(seed)
+
+
+def test_journal_entry_posts_credits_as_credits(authed: Api) -> None:
+    assert (
+        authed.post("DataEntry/jeControl", je_batch("GLJE", "JE-GL-1", 60.0, 60.0)).status_code
+        == 201
+    )
+    assert authed.post_batch("je", "GLJE", "JE").status_code == 200
+    latest = {(r["Account"], r["Period"]): r for r in authed.rows(ACCOUNTS_PATH)}
+    assert (
+        latest[("2150", 202611)]["Credit"] == 60.0 and latest[("2150", 202611)]["Amount"] == -60.0
+    )
+    assert latest[("5100", 202611)]["Debit"] == 60.0
 
 
 def test_unknown_path_is_404_and_puttransfile_does_not_exist(authed: Api) -> None:
