@@ -1,6 +1,6 @@
 """Deltek Vantagepoint REST client: sign-in, firms, projects, accounts, AP and JE batches.
 
-Rules this client keeps (see /work/shared/api/deltek.md):
+Rules this client keeps (see docs/api/deltek.md):
 - OAuth2 password grant at `{api}/token`; the refresh token is used before the access
   token runs out or after a 401, with a password grant as the fallback; a call is
   repeated once after re-authentication, a second 401 is a `DeltekAuthError`.

@@ -229,7 +229,8 @@ def evaluate_checks(
     kinds: Sequence[str],
     periods: Sequence[str],
 ) -> dict[str, tuple[bool, str]]:
-    """The asset checks of design.md, computed from this run and the ledger."""
+    """The posting checks (every line mapped, complete, no duplicates, read-back matches,
+    totals match), computed from this run and the ledger."""
     latest: dict[tuple[str, int], Any] = {}
     for kind in kinds:
         for rid, row in store.latest(
