@@ -15,7 +15,7 @@ from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.postings import settings_from
 from deltek_procore.pipeline.reference import mapping_context
 from deltek_procore.posting.documents import JournalEntry, Quarantine, Voucher
-from deltek_procore.posting.protocol import Candidate, plan
+from deltek_procore.posting.plan import Candidate, plan
 from deltek_procore.posting.translate import translate
 from deltek_procore.state.store import StateStore
 

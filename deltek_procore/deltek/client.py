@@ -869,6 +869,22 @@ class DeltekClient:
         ]
         return found + self.posted_je(filters=filters)
 
+    def unposted_batches(self, transtype: TransType) -> list[str]:
+        """Names of the unposted batches of a transaction type (the landing list)."""
+        return self._unposted_batches(_tt(transtype))
+
+    def batch_masters(self, batch: str, transtype: TransType) -> list[dict]:
+        """The masters of one unposted batch, normalised (Vendor/Invoice or RefNo)."""
+        tt = _tt(transtype)
+        shape = _ap_master if tt == "ap" else _je_master
+        return [shape(row, batch) for row in self._batch_masters(tt, batch, None)]
+
+    def ledger_lines(
+        self, transtype: TransType, filters: list[Filter] | None = None
+    ) -> list[dict]:
+        """Posted ledger lines (PSALedger), one row per line, as Deltek sends them."""
+        return self._ledger(_tt(transtype).upper(), None, filters)
+
     def unposted_ap_masters(self) -> list[dict]:
         """Every voucher master of every unposted AP batch (one call per batch)."""
         return [

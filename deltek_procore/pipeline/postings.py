@@ -17,12 +17,12 @@ from deltek_procore.mapping.config import MappingFile, mapping_hash
 from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_context
 from deltek_procore.posting.documents import JournalEntry, document_from_json
-from deltek_procore.posting.protocol import (
+from deltek_procore.posting.apply import Poster
+from deltek_procore.posting.lookup import DeltekHoldings
+from deltek_procore.posting.plan import (
     Candidate,
-    DeltekIndex,
     Outcome,
     PlanRow,
-    Poster,
     PostingSettings,
     invoice_owners,
     plan,
@@ -128,7 +128,7 @@ def run_postings(
                 store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
             )
             report.outcome = Outcome()
-            index = DeltekIndex(deltek, list(periods))
+            index = DeltekHoldings(deltek, list(periods))
         per_period: list[tuple[str, dict[str, tuple[bool, str]]]] = []
         # One period at a time: memory stays flat however many months a backfill spans.
         for period in sorted(periods):

@@ -24,23 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from deltek_procore.state import schema
 from deltek_procore.state.schema import SCHEMA_VERSION
+from deltek_procore.state.states import DONE, IN_DELTEK, State
 
 # Final ledger states: nothing more will be written to Deltek for this revision.
-DONE_STATES = frozenset({"posted", "adopted", "adjusted", "ignored", "superseded"})
-RECORD_STATES = (
-    "staged",
-    "mapped",
-    "posting",
-    "posted",
-    "adopted",
-    "adjusted",
-    "quarantined",
-    "failed",
-    "aborted",
-    "ignored",
-    "review",
-    "superseded",
-)
+DONE_STATES = frozenset(str(s) for s in DONE)
+RECORD_STATES = tuple(str(s) for s in State)
+IN_DELTEK_STATES = tuple(str(s) for s in IN_DELTEK)
 
 
 def utcnow() -> datetime:
@@ -387,7 +376,7 @@ class StateStore:
                 .where(
                     t.c.kind == kind,
                     t.c.record_id.in_(list(chunk)),
-                    t.c.status.in_(("posted", "adopted", "adjusted")),
+                    t.c.status.in_(IN_DELTEK_STATES),
                 )
                 .group_by(t.c.kind, t.c.record_id)
                 .subquery()

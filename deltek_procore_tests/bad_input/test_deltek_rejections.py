@@ -20,7 +20,7 @@ import pytest
 
 from deltek_procore.mapping.config import MappingFile, load_mapping
 from deltek_procore.pipeline.postings import AP_KINDS, PostingReport, run_postings
-from deltek_procore.posting.protocol import PlanRow
+from deltek_procore.posting.plan import PlanRow
 from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 from deltek_procore.state.store import StateStore
 from deltek_procore_tests.chaos.harness import (

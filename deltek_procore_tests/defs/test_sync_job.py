@@ -238,7 +238,7 @@ def test_unmapped_line_is_quarantined_then_posts_once_its_rule_is_added(env) -> 
 def test_crash_between_post_and_record_leaves_no_duplicate(
     env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deltek_procore.posting import protocol
+    from deltek_procore.posting import apply as protocol
 
     box = env
     periods = sandbox_periods(box)[:6]
