@@ -1,8 +1,9 @@
 """Auto-matching of Procore projects and vendors to Deltek projects and firms.
 
 Pure functions over plain dicts or models (Procore side: ``id``, ``project_number``,
-``name``/``company``, ``origin_code``, ``tax_id`` as keys or attributes; Deltek side: rows
-in Deltek's PascalCase shape). A result with ``problem`` set must not be used for posting;
+``name``/``company``, ``origin_code``, ``business_id`` (Procore's tax id field; legacy
+``tax_id``/``federal_tax_id``/``tin`` keys are read only when it is absent) as keys or
+attributes; Deltek side: rows in Deltek's PascalCase shape). A result with ``problem`` set must not be used for posting;
 the problem says what a person should do.
 
 Deltek compares codes case-insensitively (SQL Server collation), so WBS1 and vendor numbers
@@ -118,6 +119,18 @@ def normalize_name(name: Any) -> str:
     while len(tokens) > 1 and tokens[-1] in _LEGAL_SUFFIXES:
         tokens.pop()
     return " ".join(tokens)
+
+
+_LEGACY_TAX_KEYS = ("tax_id", "federal_tax_id", "tin")
+
+
+def vendor_tax_id(vendor: Any) -> Any:
+    """A Procore vendor's tax id: ``business_id``, else a legacy key of older payloads."""
+    for key in ("business_id", *_LEGACY_TAX_KEYS):
+        value = _get(vendor, key)
+        if _blank(value):
+            return value
+    return None
 
 
 def _vendor_name(vendor: Any) -> str:
@@ -283,8 +296,9 @@ def match_vendors(
 ) -> list[VendorMatch]:
     """One match per Procore vendor. Order: mapping-file override, stored link (Procore id ->
     Deltek vendor number, or a firm this connector created, see :func:`new_vendor_number`),
-    ``origin_code`` == Vendor number, tax id == FedID (digits only), then normalised name
-    unique among vendor firms (``VendorInd`` = Y)."""
+    ``origin_code`` == Vendor number, tax id (``business_id``) == FedID (digits only), then
+    normalised name unique among vendor firms (``VendorInd`` = Y). A tax-id match keeps the
+    method name ``"tax_id"``."""
     index = _FirmIndex(deltek_firms)
     by_id = {rule.procore_vendor_id: rule.deltek_vendor for rule in overrides or ()}
     links = links or {}
@@ -321,7 +335,7 @@ def _match_vendor(
     if origin and origin in index.by_vendor:
         return _found(pid, index.by_vendor[origin], "origin_code")
 
-    tax = _tax_key(_get(vendor, "tax_id"))
+    tax = _tax_key(vendor_tax_id(vendor))
     tax_hits = index.by_tax.get(tax, []) if tax else []
     vendor_tax_hits = [f for f in tax_hits if _is_vendor(f)]
     if len(vendor_tax_hits) == 1:

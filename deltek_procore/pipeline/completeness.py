@@ -17,7 +17,8 @@ from typing import Any
 
 from deltek_procore.pipeline.ingest import POSTABLE_KINDS
 from deltek_procore.pipeline.triggers import stored_event_keys
-from deltek_procore.posting.translate import is_eligible
+from deltek_procore.posting.translate import bills_this_period, is_eligible
+from deltek_procore.procore.models import Requisition
 from deltek_procore.state.store import StateStore
 from deltek_procore.webhooks.events import EventError, event_from_dict
 
@@ -97,28 +98,15 @@ def missing_from_ledger(
     return gaps
 
 
-REQUISITION_AMOUNTS = (
-    "work_completed_this_period",
-    "materials_presently_stored",
-    "retainage_this_period",
-    "work_completed_retainage_retained_this_period",
-    "materials_stored_retainage_retained_this_period",
-)
-
-
 def has_amount(kind: str, payload: Mapping[str, Any]) -> bool:
     """False for an approved invoice that bills nothing this period: translation skips it
     ("nothing billed") without a ledger row, so it is no gap."""
     if kind != "requisition":
         return True
-    for item in payload.get("items") or []:
-        for name in REQUISITION_AMOUNTS:
-            try:
-                if float(item.get(name) or 0) != 0:
-                    return True
-            except (TypeError, ValueError):
-                return True
-    return False
+    try:
+        return bills_this_period(Requisition.model_validate({"id": 0, **payload}))
+    except ValueError:
+        return True  # unreadable: translation quarantines it, which leaves a ledger row
 
 
 class _Fields:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -93,7 +93,9 @@ class IngestResult:
 
 
 # Line items cost one Procore call per contract or change order; read them only where a
-# record can post (requisition items also take their cost type from these lines).
+# record can post (requisition items also take their cost type from these lines; an
+# approved change order whose contract is staged without lines costs one more call for
+# that contract's lines, see `staged_contract`).
 LINES_WANTED = {
     "work_order": WORK_ORDER_POSTABLE | {"Terminated"},
     "purchase_order": PURCHASE_ORDER_POSTABLE,
@@ -106,7 +108,29 @@ def _lines_for(kind: str):
     return lambda raw: raw.get("status") in wanted
 
 
-def _fetch(client: Any, kind: str, project_id: int | None, updated: Any, ids: Any) -> Iterator[Any]:
+def staged_contract(store: StateStore) -> Callable[[int], dict[str, Any] | None]:
+    """Look up a staged work order or purchase order by id (its payload has `kind` and,
+    for postable contracts, `line_items`): change order lines take their cost code from
+    these lines, so the client reads a contract's lines only when none are staged."""
+
+    def lookup(contract_id: int) -> dict[str, Any] | None:
+        for kind in ("work_order", "purchase_order"):
+            found = store.staged(kind, ids=[int(contract_id)])
+            if found:
+                return found[0].payload
+        return None
+
+    return lookup
+
+
+def _fetch(
+    client: Any,
+    kind: str,
+    project_id: int | None,
+    updated: Any,
+    ids: Any,
+    store: StateStore | None = None,
+) -> Iterator[Any]:
     if kind == "requisition":
         return client.requisitions(project_id, ids=ids, updated=updated, resolve_cost_types=False)
     if kind == "direct_cost":
@@ -117,7 +141,11 @@ def _fetch(client: Any, kind: str, project_id: int | None, updated: Any, ids: An
         )
     if kind == "change_order":
         return client.change_orders(
-            project_id, ids=ids, updated=updated, with_line_items=_lines_for(kind)
+            project_id,
+            ids=ids,
+            updated=updated,
+            with_line_items=_lines_for(kind),
+            staged_contract=staged_contract(store) if store is not None else None,
         )
     if kind == "cost_code":
         return client.cost_codes(project_id)
@@ -168,7 +196,7 @@ def ingest_projects(
     for project_id in project_ids:
         result.projects += 1
         buffer: list[StagedRecord] = []
-        for model in _fetch(client, kind, project_id, window, ids):
+        for model in _fetch(client, kind, project_id, window, ids, store):
             staged = to_staged(kind, model)
             if staged.project_id is None:
                 staged.project_id = int(project_id)

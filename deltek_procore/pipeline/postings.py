@@ -206,17 +206,12 @@ def procore_amount(kind: str, record: Any) -> Decimal:
 
 def _procore_amount(kind: str, record: Any) -> Decimal:
     if kind == "requisition":
-        gross = sum(
-            (
-                Decimal(str(i.work_completed_this_period))
-                + Decimal(str(i.materials_presently_stored))
-                for i in record.items
-            ),
-            Decimal("0.00"),
-        )
-        retainage = sum(
-            (Decimal(str(i.retainage_this_period)) for i in record.items), Decimal("0.00")
-        )
+        # Procore's own figure (G702 current payment due) where it gives one, else the
+        # G703 items: gross this period (stored materials are a balance) less retainage.
+        if record.current_payment_due is not None:
+            return Decimal(str(record.current_payment_due)).quantize(Decimal("0.01"))
+        gross = sum((i.gross_billed() or Decimal(0) for i in record.items), Decimal("0.00"))
+        retainage = sum((i.retainage_held() or Decimal(0) for i in record.items), Decimal("0.00"))
         return (gross - retainage).quantize(Decimal("0.01"))
     return Decimal(str(record.grand_total or 0)).quantize(Decimal("0.01"))
 

@@ -21,7 +21,14 @@ from deltek_procore.mapping.matching import (
     vendor_problem,
 )
 from deltek_procore.mapping.rules import compile_rules
-from deltek_procore.posting.translate import MappingContext, ProjectTarget, clean_text
+from deltek_procore.posting.translate import (
+    MappingContext,
+    ProjectTarget,
+    Refusal,
+    change_order_line_codes,
+    clean_text,
+)
+from deltek_procore.procore.models import ChangeOrderLine
 from deltek_procore.state.store import AuditEvent, StateStore
 
 FIRM_NAME_MAX = 255
@@ -135,7 +142,7 @@ def build_vendor_map(
                 else deltek.create_vendor_firm(
                     name=clean_text(vendors[pid].get("name"), FIRM_NAME_MAX),
                     vendor=number,
-                    fed_id=vendors[pid].get("tax_id"),
+                    fed_id=_business_id(vendors[pid]),
                 )
             )
             store.link_vendor(pid, number, firm.get("ClientID"), "created")
@@ -170,6 +177,14 @@ def build_vendor_map(
     return result
 
 
+def _business_id(vendor: dict[str, Any]) -> str | None:
+    """The vendor's tax id as Procore keeps it (`business_id`; `tax_id` in payloads staged
+    before the connector read business_id), sent to Deltek as the firm's FedID."""
+    value = vendor.get("business_id") or vendor.get("tax_id")
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
 def used_pairs(
     store: StateStore, statuses: dict[str, set[str]] | None = None
 ) -> dict[tuple[str, str], int]:
@@ -192,12 +207,25 @@ def used_pairs(
         key = (code or f"?{code_id}", ctype or "")
         pairs[key] = pairs.get(key, 0) + 1
 
-    for kind in ("work_order", "purchase_order", "change_order"):
+    for kind in ("work_order", "purchase_order"):
         for rec in store.iter_staged(kind):
             for line in rec.payload.get("line_items") or []:
                 line_type[int(line["id"])] = line.get("line_item_type_id")
                 if relevant(rec):
                     count(line.get("cost_code_id"), line.get("line_item_type_id"))
+    known_codes = frozenset(c for c in codes.values() if c)
+    known_types = frozenset(t for t in types.values() if t)
+    for rec in store.iter_staged("change_order"):
+        if not relevant(rec):
+            continue
+        for raw in rec.payload.get("line_items") or []:
+            # As translation reads it: the contract line changed, else the wbs flat_code.
+            line = ChangeOrderLine.model_validate(raw)
+            try:
+                key = change_order_line_codes(line, codes, types, known_codes, known_types)
+            except Refusal:
+                key = (f"?{line.flat_code or f'change order line {line.id}'}", "")
+            pairs[key] = pairs.get(key, 0) + 1
     for rec in store.iter_staged("direct_cost"):
         for line in (rec.payload.get("line_items") or []) if relevant(rec) else []:
             count(line.get("cost_code_id"), line.get("line_item_type_id"))

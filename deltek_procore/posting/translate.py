@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -61,6 +61,13 @@ class MappingContext:
     direct_cost_types: Sequence[str] = ("invoice",)
     mapping_hash: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    # The codes themselves, for reading a change order line's wbs flat_code.
+    known_codes: frozenset[str] = field(init=False, repr=False, default=frozenset())
+    known_types: frozenset[str] = field(init=False, repr=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        self.known_codes = frozenset(c for c in self.cost_codes.values() if c)
+        self.known_types = frozenset(t for t in self.cost_types.values() if t)
 
 
 class Refusal(Exception):
@@ -149,6 +156,10 @@ def _account(ctx: MappingContext, cost_code_id: int | None, cost_type_id: int | 
     type_code = ctx.cost_types.get(int(cost_type_id)) if cost_type_id is not None else None
     if type_code is None:
         raise Refusal(f"cost code {full_code} line has no cost type")
+    return _account_for_codes(ctx, full_code, type_code)
+
+
+def _account_for_codes(ctx: MappingContext, full_code: str, type_code: str) -> str:
     match = ctx.resolve_account(full_code, type_code)
     if match is None:
         raise Refusal(
@@ -203,16 +214,19 @@ def _doc_date(kind: str, record: Any, period: str) -> date:
 
 # ---- AP vouchers ---------------------------------------------------------------------------
 def _requisition(req: Any, period: str, ctx: MappingContext) -> Voucher:
+    """Gross billed this period on the cost lines, retainage on one line (README
+    "Retainage"). Stored materials are a running balance in Procore's G703: only their
+    change since the previous application is billed (see RequisitionItem.gross_billed)."""
     project = _project(ctx, req.project_id)
     vendor_id = req.vendor_id or ctx.commitment_vendors.get(int(req.commitment_id or 0))
     vendor = _vendor(ctx, vendor_id, f"subcontractor invoice {req.id}")
     lines: list[VoucherLine] = []
+    gross_total = Decimal("0.00")
     retainage = Decimal("0.00")
     for item in req.items:
-        gross = _amount(item.work_completed_this_period, f"item {item.id} work") + _amount(
-            item.materials_presently_stored, f"item {item.id} stored materials"
-        )
-        retainage += _amount(item.retainage_this_period, f"item {item.id} retainage")
+        gross = _amount(_item_gross(item), f"item {item.id} billed")
+        retainage += _amount(_item_retainage(item), f"item {item.id} retainage")
+        gross_total += gross
         if gross == 0:
             continue
         cost_type_id = item.line_item_type_id or ctx.commitment_line_types.get(
@@ -220,6 +234,7 @@ def _requisition(req: Any, period: str, ctx: MappingContext) -> Voucher:
         )
         account = _account(ctx, item.cost_code_id, cost_type_id)
         lines.append(VoucherLine(_charge(project, account), gross, clean_text(item.description)))
+    _check_payment_due(req, gross_total, retainage)
     if not lines and not retainage:
         raise NothingToPost("nothing billed this period")
     if retainage:
@@ -229,9 +244,8 @@ def _requisition(req: Any, period: str, ctx: MappingContext) -> Voucher:
                 "in the mapping file"
             )
         _check_account(ctx, ctx.retainage_account, "(retainage payable)")
-        lines.append(
-            VoucherLine(Charge(account=ctx.retainage_account), -retainage, "Retainage held")
-        )
+        text = "Retainage held" if retainage > 0 else "Retainage released"
+        lines.append(VoucherLine(Charge(account=ctx.retainage_account), -retainage, text))
     voucher = Voucher(
         kind="requisition",
         record_id=int(req.id),
@@ -245,6 +259,51 @@ def _requisition(req: Any, period: str, ctx: MappingContext) -> Voucher:
     if voucher.total <= 0:
         raise Refusal(f"invoice nets to {voucher.total} after retainage; nothing to pay")
     return voucher
+
+
+def _item_gross(item: Any) -> Decimal:
+    gross = item.gross_billed()
+    if gross is None:
+        raise Refusal(
+            f"item {item.id}: cannot tell this period's stored materials (Procore sent "
+            "neither the previous application's totals nor its stored materials)"
+        )
+    return gross
+
+
+def _item_retainage(item: Any) -> Decimal:
+    held = item.retainage_held()
+    if held is None:
+        raise Refusal(
+            f"item {item.id}: cannot tell this period's retainage on stored materials "
+            "(Procore sent neither the new-materials retainage nor the previous balance)"
+        )
+    return held
+
+
+def _check_payment_due(req: Any, gross: Decimal, retainage: Decimal) -> None:
+    """The voucher must pay what Procore's G702 says is due now, when Procore says it."""
+    due = req.current_payment_due
+    if due is None:
+        return
+    due = _amount(due, "current payment due")
+    payable = gross - retainage
+    if payable != due:
+        raise Refusal(
+            f"items give {payable} payable this period (gross {gross} - retainage "
+            f"{retainage}) but Procore's current payment due is {due}; check the invoice's "
+            "schedule of values in Procore"
+        )
+
+
+def bills_this_period(req: Any) -> bool:
+    """Would translation post (or refuse) this invoice, rather than skip it as billing
+    nothing? Unknown amounts count as billing: they are quarantined, not skipped."""
+    for item in req.items:
+        gross, held = item.gross_billed(), item.retainage_held()
+        if gross is None or held is None or gross != 0 or held != 0:
+            return True
+    return req.current_payment_due not in (None, Decimal(0))
 
 
 def _direct_cost(cost: Any, period: str, ctx: MappingContext) -> Voucher:
@@ -283,7 +342,13 @@ def ref_no(kind: str, record_id: int, suffix: str = "") -> str:
 
 
 def _commitment_je(
-    kind: str, record: Any, period: str, ctx: MappingContext, project_id: int, title: str
+    kind: str,
+    record: Any,
+    period: str,
+    ctx: MappingContext,
+    project_id: int,
+    title: str,
+    account_of: Callable[[Any], str] | None = None,
 ) -> JournalEntry:
     project = _project(ctx, project_id)
     if not ctx.commitment_offset_account:
@@ -295,7 +360,11 @@ def _commitment_je(
         amount = _amount(item.amount, f"line {item.id}")
         if amount == 0:
             continue
-        account = _account(ctx, item.cost_code_id, item.line_item_type_id)
+        account = (
+            account_of(item)
+            if account_of
+            else _account(ctx, item.cost_code_id, item.line_item_type_id)
+        )
         lines.append(_je_line(_charge(project, account), amount, clean_text(item.description)))
     line_sum = sum((ln.debit - ln.credit for ln in lines), Decimal("0.00"))
     if line_sum != total:
@@ -334,7 +403,79 @@ def _purchase_order(record: Any, period: str, ctx: MappingContext) -> JournalEnt
 
 def _change_order(record: Any, period: str, ctx: MappingContext) -> JournalEntry:
     title = f"CO {record.number or record.id} {record.title or ''}"
-    return _commitment_je("change_order", record, period, ctx, record.project_id, title)
+
+    def account_of(line: Any) -> str:
+        full_code, type_code = change_order_line_codes(
+            line, ctx.cost_codes, ctx.cost_types, ctx.known_codes, ctx.known_types
+        )
+        return _account_for_codes(ctx, full_code, type_code)
+
+    return _commitment_je("change_order", record, period, ctx, record.project_id, title, account_of)
+
+
+# ---- change order lines: where their cost code comes from -------------------------------
+def change_order_line_codes(
+    line: Any,
+    cost_codes: Mapping[int, str],
+    cost_types: Mapping[int, str],
+    known_codes: Collection[str],
+    known_types: Collection[str],
+) -> tuple[str, str]:
+    """(cost code full_code, cost type code) of a change order line, or a Refusal.
+
+    Procore's CO lines carry neither: they come from the contract line the CO changes
+    (`contract_line`, filled by the client), else from `wbs_code.flat_code`.
+    """
+    problems: list[str] = []
+    ref = line.contract_line
+    if ref is not None:
+        code = _lookup(cost_codes, ref.cost_code_id) or ref.cost_code
+        ctype = _lookup(cost_types, ref.line_item_type_id) or ref.line_item_type_code
+        if code and ctype:
+            return code, ctype
+        missing = "cost code" if not code else "cost type"
+        problems.append(f"contract line {ref.id} has no {missing}")
+    elif line.commitment_line_item_id is not None:
+        problems.append(f"contract line {line.commitment_line_item_id} is not on the contract")
+    else:
+        problems.append("no contract line")
+    flat = line.flat_code
+    if not flat:
+        problems.append("no wbs code")
+    else:
+        split = split_flat_code(flat, known_codes, known_types)
+        if isinstance(split, tuple):
+            return split
+        problems.append(split)
+    raise Refusal(f"change order line {line.id}: " + " and ".join(problems))
+
+
+def split_flat_code(
+    flat_code: str, known_codes: Collection[str], known_types: Collection[str]
+) -> tuple[str, str] | str:
+    """Read "03-300.S" as ("03-300", "S"), or say why it cannot be read.
+
+    A flat code is the cost code's full code, ".", the cost type code, but cost codes
+    may contain "." themselves and companies may add WBS segments (sub jobs). So every
+    "." is tried and a split is accepted only when both sides are known codes and
+    exactly one split is.
+    """
+    text = flat_code.strip()
+    splits = {
+        (text[:i], text[i + 1 :])
+        for i, ch in enumerate(text)
+        if ch == "." and text[:i] in known_codes and text[i + 1 :] in known_types
+    }
+    if len(splits) == 1:
+        return next(iter(splits))
+    if splits:
+        shown = ", ".join(f"{c} / {t}" for c, t in sorted(splits))
+        return f"wbs code {flat_code!r} reads as more than one cost code / cost type ({shown})"
+    return f"wbs code {flat_code!r} names no cost code / cost type"
+
+
+def _lookup(table: Mapping[int, str], key: int | None) -> str | None:
+    return table.get(int(key)) if key is not None else None
 
 
 _BUILDERS: dict[str, Callable[[Any, str, MappingContext], Voucher | JournalEntry]] = {

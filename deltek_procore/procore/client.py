@@ -3,16 +3,22 @@
 What it takes care of, so callers do not have to:
 - a client_credentials token, renewed ahead of `expires_in` and once on a 401;
 - `Procore-Company-Id` on every call (service accounts need it even on /companies);
-- page/per_page pagination following `Link rel="next"`, else `Total`/`Per-Page`, else
-  stopping at a short page; every page repeats the caller's filters; iterators are lazy;
+- complete, loop-proof paging: `Link rel="next"` is followed; without it a full page
+  means "ask for the next"; an empty or short page, or one that only repeats ids already
+  seen (a server that ignores `page`), ends the listing; `Total` never ends it early;
+  every page repeats the caller's filters; iterators are lazy;
 - pacing from `X-Rate-Limit-*` (see pacing.py), 429 waits, and full-jitter exponential
   back-off on 5xx / timeouts / connection errors for GETs only;
-- the payload variants documented in api/procore.md (see models.py).
+- the payload variants documented in docs/api/procore.md (see models.py), and the
+  figures Procore's shapes leave to the reader: a change-order line's cost code from the
+  contract line it changes, a v1.0 invoice item's previous figures from the previous
+  application (both cached, so translation stays pure).
 Secrets never reach logs, exception text or reprs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,13 +38,17 @@ from .models import (
     BillingPeriod,
     ChangeOrder,
     Commitment,
+    CommitmentLine,
     Company,
+    ContractLineRef,
     CostCode,
     CostType,
     DirectCost,
     Project,
     Requisition,
+    RequisitionItem,
     Vendor,
+    to_decimal,
     to_int,
 )
 from .pacing import RateLimitPacer, retry_after_seconds
@@ -49,11 +60,15 @@ DateRange = tuple[datetime | date, datetime | date]
 Params = list[tuple[str, Any]]
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
-ID_CHUNK = 100  # ids per filters[id][] call; keeps URLs well under proxy limits
-V2_MAX_PER_PAGE = 100
+ID_CHUNK = 100  # ids per id-filtered call; keeps URLs well under proxy limits
+V2_MAX_PER_PAGE = 100  # v2.0 lists page at 10 by default and at most 100
+PREVIOUS_ITEMS_CACHE = 2000  # requisitions whose items are kept for their successor
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 _COMMITMENT_TYPES = {"WorkOrderContract": "work_order", "PurchaseOrderContract": "purchase_order"}
+_KINDS = ("work_order", "purchase_order")
+# How each list spells an id filter (docs/api/procore.md, paging and filters).
+IdStyle = Literal["csv", "multi", "single"]
 
 
 class ProcoreSettings(BaseModel):
@@ -79,6 +94,7 @@ class ProcoreStats:
     tokens: int = 0
     waits_s: float = 0.0
     pages: int = 0
+    repeated_pages: int = 0
     reauths: int = 0
 
     def as_dict(self) -> dict:
@@ -138,10 +154,13 @@ def query_plans(
     ids: Iterable[int] | None = None,
     updated: DateRange | None = None,
     status_key: str = "filters[status]",
+    id_style: IdStyle = "multi",
 ) -> Iterator[Params]:
     """One parameter list per list call: each status separately x each id chunk.
 
-    `ids=None` means "all"; an empty id list means "none" and yields no call.
+    `ids=None` means "all"; an empty id list means "none" and yields no call. The id
+    filter is spelled as the endpoint documents it: `filters[id]=1,2` ("csv"),
+    `filters[id][]=1&filters[id][]=2` ("multi") or one `filters[id]=1` per call ("single").
     """
     common = list(base)
     if updated is not None:
@@ -153,15 +172,22 @@ def query_plans(
         statuses = [status]
     else:
         statuses = list(dict.fromkeys(status))
-    id_chunks: list[list[int] | None] = [None] if ids is None else list(chunks(ids))
+    size = 1 if id_style == "single" else ID_CHUNK
+    id_chunks: list[list[int] | None] = [None] if ids is None else list(chunks(ids, size))
     for one_status in statuses:
         for id_chunk in id_chunks:
             params = list(common)
             if one_status is not None:
                 params.append((status_key, one_status))
             if id_chunk is not None:
-                params.extend(("filters[id][]", i) for i in id_chunk)
+                params.extend(_id_filter(id_chunk, id_style))
             yield params
+
+
+def _id_filter(ids: list[int], style: IdStyle) -> Params:
+    if style == "multi":
+        return [("filters[id][]", i) for i in ids]
+    return [("filters[id]", ",".join(str(i) for i in ids))]
 
 
 def parse_link_next(link: str | None) -> str | None:
@@ -181,38 +207,76 @@ def parse_link_next(link: str | None) -> str | None:
     return None
 
 
-def next_page(headers: Mapping[str, str], page: int, per_page: int, count: int) -> int | None:
+def next_page(
+    headers: Mapping[str, str],
+    page: int,
+    per_page: int,
+    count: int,
+    next_url: str | None = None,
+) -> int | None:
     """Which page to read next, or None when this one was the last.
 
-    Preference: Link rel="next" (its absence on a response that has a Link header
-    means last page) > Total/Per-Page > a short page.
+    A `Link` header is the authority: its rel="next" (passed as `next_url`, else parsed
+    from `headers`) is followed, and a Link without one marks the last page. Without a
+    Link, a full page may have a successor: ask for it (a short or empty page is the
+    last). "Full" is our `per_page`, or the server's `Per-Page` when it caps lower.
+    `Total` is never used to stop: a Total lower than the truth must not lose records.
+    Repeated pages (a server that ignores `page`) are caught by the caller.
     """
     if count == 0:
         return None
     link = headers.get("Link")
     if link:
-        url = parse_link_next(link)
-        if url is None:
+        url = next_url if next_url is not None else parse_link_next(link)
+        if not url:
             return None
         wanted = parse_qs(urlsplit(url).query).get("page")
-        target = to_int(wanted[0]) if wanted else page + 1
-        return target if target and target > page else None
-    total = to_int(headers.get("Total"))
-    if total is not None:
-        size = to_int(headers.get("Per-Page")) or per_page
-        return page + 1 if page * size < total else None
-    if count > per_page:  # the endpoint ignored per_page: it returned everything
+        target = _page_number(wanted[0]) if wanted else None
+        return target if target is not None and target > page else page + 1
+    capped = _page_number(headers.get("Per-Page"))
+    full = min(per_page, capped) if capped else per_page
+    return page + 1 if count >= full else None
+
+
+def _page_number(value: Any) -> int | None:
+    try:
+        number = to_int(value)
+    except ValueError:
         return None
-    return page + 1 if count >= per_page else None
+    return number if number is not None and number > 0 else None
 
 
 def page_items(payload: Any) -> list[dict]:
-    """A page is a bare list (v1.x) or {"data": [...]} (v2.0)."""
+    """A page is a bare list (v1.x), {"data": [...]} (v2.0), or (a documented variant of
+    the v1.0 change order list) one record object instead of a list."""
     if isinstance(payload, list):
         return payload
-    if isinstance(payload, dict) and isinstance(payload.get("data"), list):
-        return payload["data"]
-    raise ValueError("expected a JSON list or an object with a 'data' list")
+    if isinstance(payload, dict):
+        data = payload.get("data", payload)
+        if isinstance(data, list):
+            return data
+        if isinstance(data, dict) and "id" in data:
+            return [data]
+    raise ValueError("expected a JSON list, an object with a 'data' list, or one record")
+
+
+def _wanted_ids(params: Params) -> set[str] | None:
+    """The record keys an id filter asks for (`filters[id]=1,2` or `filters[id][]=1`)."""
+    ids = [
+        part.strip()
+        for key, value in params
+        if key in ("filters[id]", "filters[id][]")
+        for part in str(value).split(",")
+        if part.strip()
+    ]
+    return {f"id:{i}" for i in ids} if ids else None
+
+
+def record_key(raw: Any) -> str:
+    """What makes two listed rows the same row: the id, else the whole row."""
+    if isinstance(raw, Mapping) and raw.get("id") is not None:
+        return f"id:{raw['id']}"
+    return "row:" + json.dumps(raw, sort_keys=True, default=str)
 
 
 def _has_vendor(raw: Mapping) -> bool:
@@ -244,6 +308,7 @@ class ProcoreClient:
         self._token_lock = threading.RLock()
         self._commitment_cache: dict[tuple[int, int], dict] = {}
         self._commitment_lines_cache: dict[tuple[int, int], dict[int, dict]] = {}
+        self._requisition_items_cache: dict[tuple[int, int], list[dict]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -495,9 +560,16 @@ class ProcoreClient:
     def paginate(
         self, path: str, params: Params | None = None, *, per_page: int | None = None
     ) -> Iterator[dict]:
-        """Yield records page by page; every page carries the same filters."""
+        """Yield every record of a listing once, page by page, with the same filters.
+
+        Ends on an empty or short page (see `next_page`) or on a page that only repeats
+        rows already seen: an endpoint that ignores paging costs one call when it answers
+        with fewer than `per_page` rows, and one more (dropped) when it fills a page.
+        """
         size = per_page or self.settings.per_page
         base = [(k, v) for k, v in (params or []) if k not in ("page", "per_page")]
+        seen: set[str] = set()
+        wanted = _wanted_ids(base)
         page = 1
         while True:
             resp = self.request("GET", path, base + [("page", page), ("per_page", size)])
@@ -508,8 +580,20 @@ class ProcoreClient:
                 raise ProcoreError(
                     str(exc), status=resp.status_code, method="GET", path=urlsplit(path).path
                 ) from None
-            yield from items
-            following = next_page(resp.headers, page, size, len(items))
+            fresh = []
+            for item in items:
+                key = record_key(item)
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(item)
+            if items and not fresh:
+                self.stats.repeated_pages += 1
+                return
+            yield from fresh
+            if wanted is not None and wanted <= seen:
+                return  # every id asked for has come: an id filter bounds the listing
+            link = resp.links.get("next", {}).get("url") if resp.headers.get("Link") else None
+            following = next_page(resp.headers, page, size, len(items), next_url=link)
             if following is None:
                 return
             page = following
@@ -581,16 +665,20 @@ class ProcoreClient:
         """Subcontractor invoices (v1.1 with items); each status is its own call.
 
         A v1.0-shaped record (no `items`) gets its items from the v1.0 item endpoints
-        and its vendor from its commitment. Items carry no cost type in Procore; with
-        `resolve_cost_types` it (and a missing cost code) is taken from the commitment
-        line the item bills (`line_item_id`), one cached call per commitment.
+        and its vendor from its commitment. v1.0 items lack the figures of the previous
+        application that this period's amounts need; they are copied from the previous
+        application's item for the same contract line (`previous_requisition_id`, cached).
+        Items carry no cost type in Procore; with `resolve_cost_types` it (and a missing
+        cost code) is taken from the commitment line the item bills (`line_item_id`), one
+        cached call per commitment.
         """
         base: Params = [("project_id", int(project_id)), ("view", "items")]
-        plans = query_plans(base, status=status, ids=ids, updated=updated)
+        plans = query_plans(base, status=status, ids=ids, updated=updated, id_style="csv")
         for raw in self._unique(self._each("/rest/v1.1/requisitions", plans)):
             record = {"project_id": int(project_id), **raw}
             if raw.get("items") is None:
                 record["items"] = self._requisition_items_v10(project_id, to_int(raw["id"]))
+            record["items"] = self._with_previous_figures(project_id, record)
             if not _has_vendor(record) and record.get("commitment_id") is not None:
                 vendor_id, vendor_name = self._commitment_vendor(project_id, record)
                 record["vendor_id"] = vendor_id
@@ -600,7 +688,11 @@ class ProcoreClient:
             yield Requisition.model_validate(record)
 
     def _requisition_items_v10(self, project_id: int, requisition_id: int | None) -> list[dict]:
-        """v1.0 items: contract items plus change-order items (404 = none)."""
+        """v1.0 items: contract items plus change-order items (404 = none), cached."""
+        key = (int(project_id), int(requisition_id or 0))
+        cached = self._requisition_items_cache.get(key)
+        if cached is not None:
+            return [dict(i) for i in cached]
         items: list[dict] = []
         params: Params = [("project_id", int(project_id))]
         for suffix in ("contract_items", "change_order_items"):
@@ -610,13 +702,48 @@ class ProcoreClient:
             except ProcoreError as exc:
                 if exc.status != 404 or suffix == "contract_items":
                     raise
+        self._remember_items(key, items)
+        return [dict(i) for i in items]
+
+    def _remember_items(self, key: tuple[int, int], items: list[dict]) -> None:
+        if len(self._requisition_items_cache) >= PREVIOUS_ITEMS_CACHE:
+            self._requisition_items_cache.pop(next(iter(self._requisition_items_cache)))
+        self._requisition_items_cache[key] = [dict(i) for i in items]
+
+    def _with_previous_figures(self, project_id: int, record: Mapping) -> list[dict]:
+        """Fill the previous application's figures into items that lack them (v1.0).
+
+        For each such item: stored materials, total to date and stored-materials
+        retainage of the previous application's item on the same contract line. The
+        first application (previous_requisition_id present and null) had nothing before.
+        An item still lacking them is quarantined by translation, not guessed here.
+        """
+        items = [dict(i) for i in record.get("items") or []]
+        missing = [i for i in items if _lacks_previous(i)]
+        if not missing:
+            return items
+        first = "previous_requisition_id" in record and record["previous_requisition_id"] is None
+        previous_id = to_int(record.get("previous_requisition_id"))
+        previous: dict[tuple[Any, Any], dict] = {}
+        if previous_id is not None:
+            for prev in self._requisition_items_v10(project_id, previous_id):
+                previous.setdefault(_item_line_key(prev), prev)
+        for item in missing:
+            before = previous.get(_item_line_key(item))
+            if before is not None:
+                _copy_previous(item, RequisitionItem.model_validate(before))
+                item["previous_figures_from"] = previous_id
+            elif (first or previous_id is not None) and _nothing_before(item):
+                # a line the previous application did not bill (or the first application)
+                _copy_previous(item, None)
+                item["previous_figures_from"] = previous_id
         return items
 
     def _commitment_raw(self, project_id: int, commitment_id: int, type_name: Any) -> dict:
         key = (int(project_id), int(commitment_id))
         if key not in self._commitment_cache:
             kind = _COMMITMENT_TYPES.get(str(type_name))
-            kinds = [kind] if kind else ["work_order", "purchase_order"]
+            kinds = [kind] if kind else list(_KINDS)
             for index, one in enumerate(kinds):
                 path = f"/rest/v1.0/{one}_contracts/{int(commitment_id)}"
                 try:
@@ -636,18 +763,38 @@ class ProcoreClient:
         model = Commitment.model_validate(raw)
         return model.vendor_id, model.vendor_name
 
+    def contract_lines(
+        self, project_id: int, contract_id: int, kind: CommitmentKind | None = None
+    ) -> dict[int, dict]:
+        """A contract's line items by id: one call per contract, cached for the client's
+        life. Without `kind`, the work order path is tried first, then purchase orders."""
+        key = (int(project_id), int(contract_id))
+        if key not in self._commitment_lines_cache:
+            kinds = [kind] if kind else list(_KINDS)
+            for index, one in enumerate(kinds):
+                path = f"/rest/v1.0/{one}_contracts/{int(contract_id)}/line_items"
+                try:
+                    lines = list(self.paginate(path, [("project_id", int(project_id))]))
+                except ProcoreError as exc:
+                    if exc.status == 404 and index + 1 < len(kinds):
+                        continue
+                    raise
+                self.remember_contract_lines(project_id, contract_id, lines)
+                break
+        return self._commitment_lines_cache[key]
+
+    def remember_contract_lines(
+        self, project_id: int, contract_id: int, lines: Iterable[Mapping]
+    ) -> None:
+        """Lines already known (e.g. staged with the contract): no call needed for them."""
+        self._commitment_lines_cache[(int(project_id), int(contract_id))] = {
+            to_int(x["id"]) or 0: dict(x) for x in lines
+        }
+
     def _commitment_lines(
         self, project_id: int, commitment_id: int, type_name: Any
     ) -> dict[int, dict]:
-        key = (int(project_id), int(commitment_id))
-        if key not in self._commitment_lines_cache:
-            kind = _COMMITMENT_TYPES.get(str(type_name))
-            if kind is None:
-                kind = self._commitment_raw(project_id, commitment_id, type_name)["kind"]
-            path = f"/rest/v1.0/{kind}_contracts/{int(commitment_id)}/line_items"
-            lines = self.paginate(path, [("project_id", int(project_id))])
-            self._commitment_lines_cache[key] = {to_int(x["id"]) or 0: x for x in lines}
-        return self._commitment_lines_cache[key]
+        return self.contract_lines(project_id, commitment_id, _COMMITMENT_TYPES.get(str(type_name)))
 
     def _with_cost_types(self, project_id: int, record: Mapping) -> list[dict]:
         items = [dict(i) for i in record.get("items") or []]
@@ -667,15 +814,10 @@ class ProcoreClient:
             line = lines.get(to_int(item["line_item_id"]) or 0)
             if line is None:
                 continue
-            kind = line.get("line_item_type")
-            item["line_item_type_id"] = line.get("line_item_type_id") or (
-                kind.get("id") if isinstance(kind, dict) else None
-            )
+            model = CommitmentLine.model_validate(line)
+            item["line_item_type_id"] = model.line_item_type_id
             if item.get("cost_code_id") is None and not isinstance(item.get("cost_code"), dict):
-                code = line.get("cost_code")
-                item["cost_code_id"] = line.get("cost_code_id") or (
-                    code.get("id") if isinstance(code, dict) else None
-                )
+                item["cost_code_id"] = model.cost_code_id
         return items
 
     # ------------------------------------------------------------ direct costs
@@ -691,7 +833,7 @@ class ProcoreClient:
         """Direct costs with their lines: one list call per page of costs plus one bulk
         line-item call per 100 costs (never one show call per cost)."""
         path = f"/rest/v1.1/projects/{int(project_id)}/direct_costs"
-        plans = query_plans([], ids=ids, updated=updated)
+        plans = query_plans([], ids=ids, updated=updated, id_style="csv")
         batch: list[dict] = []
         for raw in self._unique(self._each(path, plans)):
             batch.append(raw)
@@ -765,7 +907,7 @@ class ProcoreClient:
             raise ValueError("kind must be 'work_order' or 'purchase_order'")
         path = f"/rest/v1.0/{kind}_contracts"
         base: Params = [("project_id", int(project_id))]
-        plans = query_plans(base, status=status, ids=ids, updated=updated)
+        plans = query_plans(base, status=status, ids=ids, updated=updated, id_style="csv")
         for raw in self._unique(self._each(path, plans)):
             record = {"project_id": int(project_id), **raw, "kind": kind}
             if _wants_lines(with_line_items, raw):
@@ -781,10 +923,17 @@ class ProcoreClient:
         ids: list[int] | None = None,
         updated: DateRange | None = None,
         with_line_items: bool | Callable[[dict], bool] = True,
+        staged_contract: Callable[[int], Mapping | None] | None = None,
     ) -> Iterator[ChangeOrder]:
-        """Commitment change orders (v1.0 list); lines from the v2.0 endpoint."""
+        """Commitment change orders (v1.0 list, which ignores paging); lines from v2.0.
+
+        A CO line carries no cost code or cost type; each line gets `contract_line`, the
+        contract line it changes (`commitment_line_item_id`), from the contract's line
+        items: those staged with the contract (`staged_contract(contract_id)` returns the
+        staged payload, or None), else one cached call per contract.
+        """
         path = f"/rest/v1.0/projects/{int(project_id)}/commitment_change_orders"
-        plans = query_plans([], status=status, ids=ids, updated=updated)
+        plans = query_plans([], status=status, ids=ids, updated=updated, id_style="single")
         company = self.settings.company_id
         for raw in self._unique(self._each(path, plans)):
             record = {"project_id": int(project_id), **raw}
@@ -793,9 +942,43 @@ class ProcoreClient:
                     f"/rest/v2.0/companies/{company}/projects/{int(project_id)}"
                     f"/commitment_change_orders/{to_int(raw['id'])}/line_items"
                 )
-                per_page = min(self.settings.per_page, V2_MAX_PER_PAGE)
-                record["line_items"] = list(self.paginate(lines_path, per_page=per_page))
+                record["line_items"] = list(self.paginate(lines_path, per_page=V2_MAX_PER_PAGE))
+            if record.get("line_items"):
+                record["line_items"] = self._with_contract_lines(
+                    project_id, record, staged_contract
+                )
             yield ChangeOrder.model_validate(record)
+
+    def _with_contract_lines(
+        self,
+        project_id: int,
+        record: Mapping,
+        staged_contract: Callable[[int], Mapping | None] | None,
+    ) -> list[dict]:
+        lines = [dict(x) for x in record.get("line_items") or []]
+        contract_id = to_int(ChangeOrder.model_validate({**record, "line_items": []}).contract_id)
+        wanted = [x for x in lines if to_int(x.get("commitment_line_item_id")) is not None]
+        if contract_id is None or not wanted:
+            return lines
+        known = self._commitment_lines_cache.get((int(project_id), contract_id))
+        if known is None:
+            staged = staged_contract(contract_id) if staged_contract else None
+            if staged and staged.get("line_items"):
+                self.remember_contract_lines(project_id, contract_id, staged["line_items"])
+                known = self._commitment_lines_cache[(int(project_id), contract_id)]
+            else:
+                kind = staged.get("kind") if staged else None
+                known = self.contract_lines(
+                    project_id, contract_id, kind if kind in _KINDS else None
+                )
+        for line in wanted:
+            found = known.get(to_int(line["commitment_line_item_id"]) or 0)
+            line["contract_line"] = (
+                ContractLineRef.of(CommitmentLine.model_validate(found)).model_dump(mode="json")
+                if found is not None
+                else None
+            )
+        return lines
 
     # ------------------------------------------------------------ webhooks
 
@@ -892,3 +1075,43 @@ def _wants_lines(with_line_items: bool | Callable[[dict], bool], raw: dict) -> b
     if raw.get("line_items") is not None:
         return False
     return with_line_items(raw) if callable(with_line_items) else bool(with_line_items)
+
+
+# ---------------------------------------------------------------- requisition item helpers
+
+_PREVIOUS_FIGURES = (
+    # (this item's field, the previous application item's field)
+    ("materials_presently_stored_from_previous_progress", "materials_presently_stored"),
+    ("total_completed_and_stored_to_date_from_previous", "total_completed_and_stored_to_date"),
+    (
+        "materials_stored_retainage_from_previous_application",
+        "materials_stored_retainage_currently_retained",
+    ),
+)
+
+
+def _lacks_previous(raw: Mapping) -> bool:
+    return RequisitionItem.model_validate(raw).previous_figures_missing()
+
+
+def _item_line_key(raw: Mapping) -> tuple[Any, Any]:
+    """Items of two applications match on the contract (or change order) line they bill."""
+    line = to_int(raw.get("line_item_id"))
+    if line is None:
+        return ("item", to_int(raw.get("id")))
+    return (str(raw.get("item_type") or "contract_item"), line)
+
+
+def _nothing_before(raw: Mapping) -> bool:
+    """No work billed on this line before: it had no previous figures to carry."""
+    previous_work = to_decimal(raw.get("work_completed_from_previous_application"))
+    return previous_work is None or previous_work == 0
+
+
+def _copy_previous(item: dict, before: RequisitionItem | None) -> None:
+    for mine, theirs in _PREVIOUS_FIGURES:
+        if item.get(mine) is not None:
+            continue
+        value = Decimal(0) if before is None else getattr(before, theirs)
+        if value is not None:
+            item[mine] = str(value)

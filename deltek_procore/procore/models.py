@@ -5,13 +5,19 @@ Procore returns money as strings ("250.0") or numbers, ids as ints (v1) or strin
 "96.36%", and nulls almost anywhere. Each model normalises those in a `before`
 validator and keeps every other field (extra="allow") so nothing is lost and an
 unknown field never breaks a sync.
+
+Field names follow Procore's OpenAPI-generated models (docs/api/procore.md). Two
+class-level sets say where a model departs from them, so a contract test can tell:
+`DERIVED` names fields the connector fills itself (not a Procore field of that
+name), `LEGACY_KEYS` names raw keys read only as a fallback for undocumented
+variants.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -160,6 +166,9 @@ class ProcoreModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    DERIVED: ClassVar[frozenset[str]] = frozenset()
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset()
+
 
 def _copy(data: Any) -> Any:
     return dict(data) if isinstance(data, dict) else data
@@ -184,9 +193,13 @@ class Project(ProcoreModel):
 
 
 class Vendor(ProcoreModel):
+    """A Company Directory vendor; its tax id is `business_id` (Procore has no tax_id)."""
+
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"tax_id", "federal_tax_id", "tin"})
+
     id: Id
     name: OptStr = None
-    tax_id: OptStr = None
+    business_id: OptStr = None
     origin_id: OptStr = None
     origin_code: OptStr = None
     is_active: OptBool = None
@@ -203,12 +216,14 @@ class Vendor(ProcoreModel):
                 company, str
             ):
                 data["name"] = company
-            if data.get("tax_id") is None:
-                data["tax_id"] = _first(data, "federal_tax_id", "tin")
+            if _blank_to_none(data.get("business_id")) is None:
+                data["business_id"] = _first(data, *sorted(cls.LEGACY_KEYS))
         return data
 
 
 class CostCode(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"project_id"})
+
     id: Id
     full_code: OptStr = None
     name: OptStr = None
@@ -242,17 +257,48 @@ class BillingPeriod(ProcoreModel):
 # ---------------------------------------------------------------- requisitions
 
 
+def _known(*values: Decimal | None) -> bool:
+    return all(v is not None for v in values)
+
+
+def _zero(value: Decimal | None) -> Decimal:
+    return Decimal(0) if value is None else value
+
+
 class RequisitionItem(ProcoreModel):
+    """One AIA G703 line of a subcontractor invoice (v1.1 item, v1.0 contract item, or a
+    /detail row). Amounts absent from a shape stay None, so "not sent" differs from 0.
+
+    `materials_presently_stored` is a running balance, not this period's amount: see
+    `gross_billed` (docs/api/procore.md, requisitions).
+    """
+
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"line_item_type_id"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"cost_code", "line_item_type"})
+
     id: Id
     item_type: OptStr = None
     cost_code_id: OptId = None
     line_item_id: OptId = None
+    # Requisition items carry no cost type; the client may copy it from the contract line.
     line_item_type_id: OptId = None
-    description: OptStr = None
+    description_of_work: OptStr = None
     scheduled_value: OptMoney = None
+    work_completed_from_previous_application: OptMoney = None
     work_completed_this_period: Money = Decimal(0)
-    materials_presently_stored: Money = Decimal(0)
-    retainage_this_period: Money = Decimal(0)
+    materials_presently_stored: OptMoney = None
+    materials_presently_stored_from_previous_progress: OptMoney = None
+    materials_moved: OptMoney = None
+    total_completed_and_stored_to_date: OptMoney = None
+    total_completed_and_stored_to_date_from_previous: OptMoney = None
+    work_completed_retainage_retained_this_period: OptMoney = None
+    work_completed_retainage_released_this_period: OptMoney = None
+    materials_stored_retainage_new_materials: OptMoney = None
+    materials_stored_retainage_retained_this_period: OptMoney = None  # /detail rows only
+    materials_stored_retainage_released_this_period: OptMoney = None
+    materials_stored_retainage_currently_retained: OptMoney = None
+    materials_stored_retainage_from_previous_application: OptMoney = None  # /detail rows
+    materials_retainage_retained_moved: OptMoney = None
 
     @model_validator(mode="before")
     @classmethod
@@ -262,23 +308,93 @@ class RequisitionItem(ProcoreModel):
             return data
         data["cost_code_id"] = _ref_id(data, "cost_code_id", "cost_code")
         data["line_item_type_id"] = _ref_id(data, "line_item_type_id", "line_item_type")
-        if data.get("description") is None:
-            data["description"] = data.get("description_of_work")
-        if data.get("retainage_this_period") is None:
-            # [I] the v1.1 item splits retainage into work and stored-material parts.
-            parts = [
-                to_decimal(data.get("work_completed_retainage_retained_this_period")),
-                to_decimal(data.get("materials_stored_retainage_retained_this_period")),
-            ]
-            data["retainage_this_period"] = sum((p for p in parts if p is not None), Decimal(0))
         return data
+
+    @property
+    def description(self) -> str | None:
+        return self.description_of_work
+
+    def stored_before(self) -> Decimal | None:
+        """Materials stored at the previous application, or None when nothing says."""
+        if self.materials_presently_stored_from_previous_progress is not None:
+            return self.materials_presently_stored_from_previous_progress
+        if self.materials_presently_stored == 0 and self.materials_moved == 0:
+            # Nothing stored now and none installed from storage: none was stored before
+            # (stored now = stored before + new - installed, and none of these is negative).
+            return Decimal(0)
+        return None
+
+    def gross_billed(self) -> Decimal | None:
+        """What this line bills this period, or None when Procore's figures cannot tell.
+
+        total to date - total at the previous application (= work this period + stored
+        now - stored before). Adding the stored balance to this period's work would bill
+        materials again every month they stay stored.
+        """
+        to_date = self.total_completed_and_stored_to_date
+        before = self.total_completed_and_stored_to_date_from_previous
+        if _known(to_date, before):
+            return to_date - before  # type: ignore[operator]
+        stored_before = self.stored_before()
+        if _known(self.materials_presently_stored, stored_before):
+            return (
+                self.work_completed_this_period
+                + self.materials_presently_stored  # type: ignore[operator]
+                - stored_before  # type: ignore[operator]
+            )
+        return None
+
+    def stored_retainage_new(self) -> Decimal | None:
+        """Retainage newly held on materials stored this period, or None."""
+        if self.materials_stored_retainage_new_materials is not None:
+            return self.materials_stored_retainage_new_materials
+        if self.materials_stored_retainage_retained_this_period is not None:
+            return self.materials_stored_retainage_retained_this_period
+        now = self.materials_stored_retainage_currently_retained
+        before = self.materials_stored_retainage_from_previous_application
+        moved = self.materials_retainage_retained_moved
+        if _known(now, before, moved):
+            # balance now = before + new - moved to work retainage - released
+            released = _zero(self.materials_stored_retainage_released_this_period)
+            return now - before + moved + released  # type: ignore[operator]
+        if now == 0 and moved == 0:
+            return Decimal(0)  # nothing held on stored materials now, none moved out
+        stored = (
+            self.materials_presently_stored,
+            self.materials_presently_stored_from_previous_progress,
+            self.materials_moved,
+        )
+        if all(v is None or v == 0 for v in stored):
+            return Decimal(0)  # no materials stored, before or now: none held on them
+        return None
+
+    def retainage_held(self) -> Decimal | None:
+        """Retainage held this period, net of releases (negative = a net release)."""
+        stored_new = self.stored_retainage_new()
+        if stored_new is None:
+            return None
+        return (
+            _zero(self.work_completed_retainage_retained_this_period)
+            - _zero(self.work_completed_retainage_released_this_period)
+            + stored_new
+            - _zero(self.materials_stored_retainage_released_this_period)
+        )
+
+    def previous_figures_missing(self) -> bool:
+        """True for a v1.0 item whose period amounts need the previous application."""
+        return self.gross_billed() is None or self.retainage_held() is None
 
 
 class Requisition(ProcoreModel):
+    """A subcontractor invoice (Procore "requisition"), AIA G702 summary plus G703 items."""
+
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"commitment", "project", "vendor"})
+
     id: Id
     project_id: OptId = None
     commitment_id: OptId = None
     commitment_type: OptStr = None
+    previous_requisition_id: OptId = None
     vendor_id: OptId = None
     vendor_name: OptStr = None
     invoice_number: OptStr = None
@@ -291,8 +407,7 @@ class Requisition(ProcoreModel):
     percent_complete: OptMoney = None
     created_at: OptDateTime = None
     updated_at: OptDateTime = None
-    total_retainage: OptMoney = None
-    current_payment_due: OptMoney = None
+    summary: Any = None
     items: list[RequisitionItem] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -304,14 +419,23 @@ class Requisition(ProcoreModel):
         data["vendor_id"], data["vendor_name"] = _vendor_parts(data)
         data["commitment_id"] = _ref_id(data, "commitment_id", "commitment")
         data["project_id"] = _ref_id(data, "project_id", "project")
-        summary = data.get("summary")
-        if isinstance(summary, dict):
-            for key in ("total_retainage", "current_payment_due"):
-                if data.get(key) is None:
-                    data[key] = summary.get(key)
         if data.get("items") is None:
             data["items"] = []
         return data
+
+    def _summary(self, key: str) -> Decimal | None:
+        summary = self.summary if isinstance(self.summary, dict) else {}
+        return to_decimal(summary.get(key))
+
+    @property
+    def current_payment_due(self) -> Decimal | None:
+        """G702 line 8: what Procore says this invoice makes payable now (None if absent)."""
+        return self._summary("current_payment_due")
+
+    @property
+    def total_retainage(self) -> Decimal | None:
+        """G702 retainage balance to date (not this period's)."""
+        return self._summary("total_retainage")
 
     @property
     def has_items(self) -> bool:
@@ -323,6 +447,11 @@ class Requisition(ProcoreModel):
 
 
 class DirectCostLine(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset(
+        {"direct_cost_id", "cost_code_id", "line_item_type_id", "line_item_type_code"}
+    )
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"direct_cost"})
+
     id: Id
     direct_cost_id: OptId = None
     description: OptStr = None
@@ -355,6 +484,8 @@ class DirectCostLine(ProcoreModel):
 
 
 class DirectCost(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"project_id"})
+
     id: Id
     project_id: OptId = None
     direct_cost_type: OptStr = None
@@ -390,6 +521,10 @@ class DirectCost(ProcoreModel):
 
 
 class CommitmentLine(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset(
+        {"cost_code_id", "line_item_type_id", "line_item_type_code"}
+    )
+
     id: Id
     description: OptStr = None
     amount: Money = Decimal(0)
@@ -420,6 +555,11 @@ _KIND_BY_TYPE = {"WorkOrderContract": "work_order", "PurchaseOrderContract": "pu
 
 
 class Commitment(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset(
+        {"project_id", "kind", "vendor_id", "vendor_name", "line_items"}
+    )
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"type", "contract_type"})
+
     id: Id
     project_id: OptId = None
     kind: Literal["work_order", "purchase_order"] | None = None
@@ -451,11 +591,76 @@ class Commitment(ProcoreModel):
         return data
 
 
-class ChangeOrderLine(CommitmentLine):
-    """v2.0 change-order line: same fields as a commitment line, string ids."""
+class WbsCode(ProcoreModel):
+    """A WBS code: `flat_code` is the cost code's full code, ".", the cost type code
+    (e.g. "03-300.S"), plus any extra segments a company configured."""
+
+    id: OptId = None
+    flat_code: OptStr = None
+    description: OptStr = None
+
+
+class ContractLineRef(ProcoreModel):
+    """The contract (SOV) line a change-order line changes, as the client found it
+    among the contract's line items: where the change order's cost code comes from."""
+
+    id: Id
+    cost_code_id: OptId = None
+    cost_code: OptStr = None
+    line_item_type_id: OptId = None
+    line_item_type_code: OptStr = None
+
+    @classmethod
+    def of(cls, line: CommitmentLine) -> ContractLineRef:
+        return cls(
+            id=line.id,
+            cost_code_id=line.cost_code_id,
+            cost_code=line.cost_code,
+            line_item_type_id=line.line_item_type_id,
+            line_item_type_code=line.line_item_type_code,
+        )
+
+
+class ChangeOrderLine(ProcoreModel):
+    """v2.0 commitment change-order line. It carries no cost code and no cost type: those
+    come from the contract line it changes (`commitment_line_item_id`), else from
+    `wbs_code.flat_code` (docs/api/procore.md, commitment change orders)."""
+
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"contract_line"})
+
+    id: Id
+    description: OptStr = None
+    amount: Money = Decimal(0)
+    quantity: OptMoney = None
+    unit_cost: OptMoney = None
+    uom: OptStr = None
+    extended_type: OptStr = None
+    position: OptMoney = None
+    tax_code_id: OptId = None
+    commitment_line_item_id: OptId = None
+    prime_line_item_id: OptId = None
+    wbs_code_id: OptId = None
+    wbs_code: WbsCode | None = None
+    # Filled by the client from the contract's line items; None when not found.
+    contract_line: ContractLineRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        data = _copy(data)
+        if isinstance(data, dict) and not isinstance(data.get("wbs_code"), (dict, type(None))):
+            data["wbs_code"] = {"flat_code": data["wbs_code"]}  # a bare code string
+        return data
+
+    @property
+    def flat_code(self) -> str | None:
+        return self.wbs_code.flat_code if self.wbs_code is not None else None
 
 
 class ChangeOrder(ProcoreModel):
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"project_id", "line_items"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"commitment_id", "contract", "commitment"})
+
     id: Id
     project_id: OptId = None
     contract_id: OptId = None

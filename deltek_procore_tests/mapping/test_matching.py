@@ -113,15 +113,15 @@ FIRMS = [
 def test_vendor_matching_order_and_methods():
     procore = [
         {"id": 10, "name": "Whatever", "origin_code": "acme001"},  # origin code, case-insensitive
-        {"id": 11, "name": "Other name", "tax_id": "123456789"},  # tax id digits only
+        {"id": 11, "name": "Other name", "business_id": "123456789"},  # tax id digits only
         {"id": 12, "name": "BOLT AND NUT SUPPLY"},  # name, & == and, suffix dropped
         {"id": 13, "name": "Spark Electric"},  # ambiguous name
         {"id": 14, "name": "Brand New Subs"},  # nothing: create
         {"id": 700, "name": "Created by us again"},  # our own vendor number: crash recovery
-        {"id": 15, "name": "Anything", "tax_id": "98-7654321"},  # tax id of a non-vendor firm
+        {"id": 15, "name": "Anything", "business_id": "98-7654321"},  # of a non-vendor firm
         {"id": 16, "name": "Old Co"},  # matches an inactive vendor
         {"id": 17, "name": None, "company": "Cafe Tiles"},  # accents, name from "company"
-        SimpleNamespace(id=18, name="", origin_code=None, tax_id=None),  # no name: cannot create
+        SimpleNamespace(id=18, name="", origin_code=None, business_id=None),  # no name
     ]
     got = by_id(match_vendors(procore, FIRMS))
     assert (got[10].deltek_vendor, got[10].client_id, got[10].method) == (
@@ -186,10 +186,36 @@ def test_duplicate_tax_ids_among_vendors_are_ambiguous():
         {"ClientID": "a", "Vendor": "A", "Name": "A", "VendorInd": "Y", "Status": "A", "FedID": "111111111"},
         {"ClientID": "b", "Vendor": "B", "Name": "B", "VendorInd": "Y", "Status": "A", "FedID": "11-1111111"},
     ]  # fmt: skip
-    got = match_vendors([{"id": 1, "name": "A", "tax_id": "111-11-1111"}], firms)
+    got = match_vendors([{"id": 1, "name": "A", "business_id": "111-11-1111"}], firms)
     assert got[0].deltek_vendor is None
     assert got[0].problem.startswith("2 Deltek vendor firms have this vendor's tax id")
     assert {c["vendor"] for c in got[0].candidates} == {"A", "B"}
+
+
+def test_vendor_matched_by_business_id_only():
+    # Procore's tax id field is business_id; the name and codes share nothing with the firm.
+    firm = {"ClientID": "z1", "Vendor": "ZED01", "Name": "Zed Holdings LLC", "VendorInd": "Y",
+            "Status": "A", "FedID": "12-3456780"}  # fmt: skip
+    vendor = {"id": 40, "name": "Nothing Alike Inc", "origin_code": None,
+              "business_id": " 123456780 "}  # fmt: skip
+    (match,) = match_vendors([vendor], [firm])
+    assert (match.deltek_vendor, match.client_id, match.method) == ("ZED01", "z1", "tax_id")
+    assert match.ok
+    (no_id,) = match_vendors([{**vendor, "business_id": None}], [firm])
+    assert no_id.needs_firm  # without the tax id nothing matches: a firm would be created
+
+
+def test_legacy_tax_id_keys_are_only_a_fallback():
+    firms = [
+        {"ClientID": "a", "Vendor": "A", "Name": "A", "VendorInd": "Y", "Status": "A", "FedID": "111111111"},
+        {"ClientID": "b", "Vendor": "B", "Name": "B", "VendorInd": "Y", "Status": "A", "FedID": "222222222"},
+    ]  # fmt: skip
+    legacy = match_vendors([{"id": 1, "name": "X", "tax_id": "111-11-1111"}], firms)
+    assert legacy[0].deltek_vendor == "A"
+    both = match_vendors(
+        [{"id": 2, "name": "X", "business_id": "222222222", "tax_id": "111111111"}], firms
+    )
+    assert both[0].deltek_vendor == "B"  # business_id first
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,25 @@ def store(tmp_path) -> StateStore:
     return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
 
 
+CARRIED_ONLY = {  # a G703 item whose only amount is a stored-materials balance
+    "id": 1,
+    "work_completed_this_period": "0.00",
+    "materials_presently_stored": "500.00",
+    "materials_presently_stored_from_previous_progress": "500.00",
+    "total_completed_and_stored_to_date": "2500.00",
+    "total_completed_and_stored_to_date_from_previous": "2500.00",
+    "materials_stored_retainage_new_materials": "0.00",
+}
+
+
+BILLS_WORK = dict(
+    CARRIED_ONLY,
+    id=2,
+    work_completed_this_period="10.00",
+    total_completed_and_stored_to_date="2510.00",
+)
+
+
 def test_missing_from_ledger_lists_approved_records_without_a_row(store):
     store.stage(
         [
@@ -45,16 +64,14 @@ def test_missing_from_ledger_lists_approved_records_without_a_row(store):
                 9,
                 "2026-10",
                 status="approved",
-                items=[
-                    {"work_completed_this_period": "0.00", "materials_presently_stored": "0.00"}
-                ],
+                items=[CARRIED_ONLY],  # stored materials carried forward bill nothing
             ),
             _staged(
                 "requisition",
                 10,
                 "2026-10",
                 status="approved_as_noted",
-                items=[{"work_completed_this_period": "10.00", "materials_presently_stored": "0"}],
+                items=[BILLS_WORK],
             ),
         ]
     )
@@ -99,7 +116,9 @@ def test_missing_from_ledger_lists_approved_records_without_a_row(store):
 def test_has_amount_only_refuses_invoices_that_bill_nothing():
     assert has_amount("direct_cost", {})
     assert not has_amount("requisition", {"items": []})
-    assert has_amount("requisition", {"items": [{"retainage_this_period": "-5.00"}]})
+    release = dict(CARRIED_ONLY, work_completed_retainage_released_this_period="5.00")
+    assert has_amount("requisition", {"items": [release]})
+    assert not has_amount("requisition", {"items": [CARRIED_ONLY]})
 
 
 def _client(box) -> ProcoreClient:

@@ -11,8 +11,10 @@ from deltek_procore.posting.periods import deltek_period, period_of, periods_bet
 from deltek_procore.posting.translate import (
     MappingContext,
     ProjectTarget,
+    bills_this_period,
     clean_text,
     is_eligible,
+    split_flat_code,
     translate,
 )
 from deltek_procore.procore.models import ChangeOrder, Commitment, DirectCost, Requisition
@@ -45,17 +47,28 @@ def ctx(**overrides) -> MappingContext:
     return MappingContext(**base)
 
 
+def g703(item_id: int, line: int, *, work: str = "0", stored: str = "0", **more: str) -> dict:
+    """A v1.1 requisition item of a first application: nothing billed before."""
+    total = str(Decimal(work) + Decimal(stored))
+    return {
+        "id": item_id, "cost_code_id": 100, "line_item_id": line,
+        "work_completed_from_previous_application": "0.00", "work_completed_this_period": work,
+        "materials_presently_stored": stored, "materials_presently_stored_from_previous_progress": "0.00",
+        "materials_moved": "0.00", "total_completed_and_stored_to_date": total,
+        "total_completed_and_stored_to_date_from_previous": "0.00", **more,
+    }  # fmt: skip
+
+
 def requisition(**changes) -> Requisition:
     data = {
         "id": 1, "project_id": 1, "commitment_id": 900, "vendor_id": None, "invoice_number": 'INV-7 "A&B" #3',
         "number": 4, "billing_date": "2025-03-31", "status": "approved",
+        "summary": {"current_payment_due": "1625.00", "total_retainage": "125.00"},
         "items": [
-            {"id": 1, "cost_code_id": 100, "line_item_id": 500, "description_of_work": "Forms",
-             "work_completed_this_period": "1000.00", "materials_presently_stored": "250.00",
-             "work_completed_retainage_retained_this_period": "100.00",
-             "materials_stored_retainage_retained_this_period": "25.00"},
-            {"id": 2, "cost_code_id": 100, "line_item_id": 501, "description_of_work": "Rebar\x00\tbundle",
-             "work_completed_this_period": "500.00", "materials_presently_stored": "0"},
+            g703(1, 500, work="1000.00", stored="250.00", description_of_work="Forms",
+                 work_completed_retainage_retained_this_period="100.00",
+                 materials_stored_retainage_new_materials="25.00"),
+            g703(2, 501, work="500.00", description_of_work="Rebar\x00\tbundle"),
         ],
     }  # fmt: skip
     data.update(changes)
@@ -76,8 +89,134 @@ def test_requisition_becomes_gross_lines_and_a_retainage_line() -> None:
         ln.charge.wbs1 == "2024001.00" and ln.charge.wbs2 == "CONST" for ln in voucher.lines[:2]
     )
     assert voucher.lines[2].charge.wbs1 == ""
-    assert voucher.total == Decimal("1625.00")
+    assert voucher.total == Decimal("1625.00")  # = Procore's current payment due
     assert voucher.lines[1].description == "Rebar bundle"  # control characters cleaned
+
+
+def application(month: int, **item: str) -> Requisition:
+    """One monthly application on contract line 500 (03-300 / S), v1.1 G703 figures."""
+    gross = Decimal(item["total_completed_and_stored_to_date"]) - Decimal(
+        item.get("total_completed_and_stored_to_date_from_previous", "0")
+    )
+    return Requisition.model_validate(
+        {"id": 40 + month, "project_id": 1, "commitment_id": 900, "vendor_id": 10,
+         "invoice_number": f"PA-{month}", "number": month, "billing_date": f"2025-0{month}-28",
+         "status": "approved", "summary": {"current_payment_due": item.pop("due", str(gross))},
+         "items": [{"id": month, "cost_code_id": 100, "line_item_id": 500, **item}]}
+    )  # fmt: skip
+
+
+# Stored in March (1000 of materials), carried in April, installed in May; 10 % retainage.
+STORED = {
+    "work_completed_from_previous_application": "0.00", "work_completed_this_period": "2000.00",
+    "materials_presently_stored": "1000.00", "materials_presently_stored_from_previous_progress": "0.00",
+    "materials_moved": "0.00",
+    "total_completed_and_stored_to_date": "3000.00", "total_completed_and_stored_to_date_from_previous": "0.00",
+    "work_completed_retainage_retained_this_period": "200.00",
+    "materials_stored_retainage_new_materials": "100.00",
+    "materials_stored_retainage_currently_retained": "100.00",
+    "materials_retainage_retained_moved": "0.00", "due": "2700.00",
+}  # fmt: skip
+CARRIED = {
+    "work_completed_from_previous_application": "2000.00", "work_completed_this_period": "500.00",
+    "materials_presently_stored": "1000.00", "materials_presently_stored_from_previous_progress": "1000.00",
+    "materials_moved": "0.00",
+    "total_completed_and_stored_to_date": "3500.00", "total_completed_and_stored_to_date_from_previous": "3000.00",
+    "work_completed_retainage_retained_this_period": "50.00",
+    "materials_stored_retainage_new_materials": "0.00",
+    "materials_stored_retainage_currently_retained": "100.00",
+    "materials_retainage_retained_moved": "0.00", "due": "450.00",
+}  # fmt: skip
+INSTALLED = {  # 1500 of work this period, 1000 of it the stored materials put in place
+    "work_completed_from_previous_application": "2500.00", "work_completed_this_period": "1500.00",
+    "materials_presently_stored": "0.00", "materials_presently_stored_from_previous_progress": "1000.00",
+    "materials_moved": "1000.00",
+    "total_completed_and_stored_to_date": "4000.00", "total_completed_and_stored_to_date_from_previous": "3500.00",
+    "work_completed_retainage_retained_this_period": "50.00",
+    "materials_stored_retainage_new_materials": "0.00",
+    "materials_stored_retainage_currently_retained": "0.00",
+    "materials_retainage_retained_moved": "100.00", "due": "450.00",
+}  # fmt: skip
+V10_ONLY = (  # fields the v1.0 contract_items model lacks
+    "total_completed_and_stored_to_date_from_previous",
+    "materials_presently_stored_from_previous_progress",
+    "materials_stored_retainage_new_materials",
+)
+
+
+def v10_filled(item: dict, stored_before: str, stored_retainage_before: str) -> dict:
+    """The v1.0 shape after the client copied the previous application's figures."""
+    out = {k: v for k, v in item.items() if k not in V10_ONLY}
+    out["materials_presently_stored_from_previous_progress"] = stored_before
+    out["materials_stored_retainage_from_previous_application"] = stored_retainage_before
+    return out
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [STORED, CARRIED, INSTALLED],
+        [
+            v10_filled(STORED, "0.00", "0.00"),
+            v10_filled(CARRIED, "1000.00", "100.00"),
+            v10_filled(INSTALLED, "1000.00", "100.00"),
+        ],
+    ],
+    ids=["v1.1 items", "v1.0 items, previous figures filled"],
+)
+def test_stored_materials_are_billed_once_across_three_applications(chain) -> None:
+    got = []
+    for month, item in zip((3, 4, 5), chain, strict=True):
+        voucher = translate("requisition", application(month, **item), ctx())
+        assert isinstance(voucher, Voucher), voucher
+        gross = sum((ln.amount for ln in voucher.lines if ln.charge.account == "5100"), Decimal(0))
+        held = -sum((ln.amount for ln in voucher.lines if ln.charge.account == "2160"), Decimal(0))
+        got.append((voucher.period, gross, held, voucher.total))
+    assert got == [
+        ("2025-03", Decimal("3000.00"), Decimal("300.00"), Decimal("2700.00")),  # stored
+        ("2025-04", Decimal("500.00"), Decimal("50.00"), Decimal("450.00")),  # carried
+        ("2025-05", Decimal("500.00"), Decimal("50.00"), Decimal("450.00")),  # installed
+    ]
+    # Job cost over the three months is the contract line's total to date, not more.
+    assert sum(g for _, g, _, _ in got) == Decimal(INSTALLED["total_completed_and_stored_to_date"])
+
+
+def test_payable_must_equal_procores_current_payment_due() -> None:
+    result = translate("requisition", application(3, **dict(STORED, due="2900.00")), ctx())
+    assert isinstance(result, Quarantine)
+    assert "items give 2700.00 payable" in result.reason
+    assert "current payment due is 2900.00" in result.reason
+
+
+def test_stored_materials_without_previous_figures_are_quarantined() -> None:
+    item = {k: v for k, v in CARRIED.items() if k not in V10_ONLY}
+    result = translate("requisition", application(4, **item), ctx())
+    assert isinstance(result, Quarantine)
+    assert result.reason.startswith("item 4: cannot tell this period's stored materials")
+
+
+def test_net_release_of_retainage_is_a_positive_retainage_line() -> None:
+    release = {
+        "work_completed_from_previous_application": "4000.00", "work_completed_this_period": "0.00",
+        "materials_presently_stored": "0.00", "materials_presently_stored_from_previous_progress": "0.00",
+        "total_completed_and_stored_to_date": "4000.00",
+        "total_completed_and_stored_to_date_from_previous": "4000.00",
+        "work_completed_retainage_released_this_period": "400.00", "due": "400.00",
+    }  # fmt: skip
+    voucher = translate("requisition", application(6, **release), ctx())
+    assert isinstance(voucher, Voucher)
+    assert [(ln.charge.account, ln.amount, ln.description) for ln in voucher.lines] == [
+        ("2160", Decimal("400.00"), "Retainage released")
+    ]
+
+
+def test_nothing_billed_is_skipped_not_quarantined() -> None:
+    idle = dict(CARRIED, work_completed_this_period="0.00", due="0.00")
+    idle["total_completed_and_stored_to_date"] = "3000.00"
+    idle["work_completed_retainage_retained_this_period"] = "0.00"
+    result = translate("requisition", application(4, **idle), ctx())
+    assert isinstance(result, Quarantine) and result.fields["nothing_to_post"]
+    assert not bills_this_period(application(4, **idle))
 
 
 def test_retainage_without_an_account_is_quarantined_not_guessed() -> None:
@@ -102,43 +241,17 @@ def test_requisition_problems_are_specific(change, needle) -> None:
 
 
 def test_unmapped_pair_and_inactive_account_name_the_pair() -> None:
-    req = requisition(
-        items=[
-            {
-                "id": 3,
-                "cost_code_id": 102,
-                "line_item_type_id": 6,
-                "work_completed_this_period": "10",
-            }
-        ]
-    )
-    result = translate("requisition", req, ctx())
+    item = dict(g703(3, 0, work="10"), cost_code_id=102, line_item_type_id=6)
+    result = translate("requisition", requisition(items=[item], summary=None), ctx())
     assert isinstance(result, Quarantine)
     assert result.reason.startswith("cost code 09-250 / cost type E has no GL account")
-    req = requisition(
-        items=[
-            {
-                "id": 3,
-                "cost_code_id": 101,
-                "line_item_type_id": 9,
-                "work_completed_this_period": "10",
-            }
-        ]
-    )
-    assert "inactive" in translate("requisition", req, ctx()).reason
+    item = dict(g703(3, 0, work="10"), cost_code_id=101, line_item_type_id=9)
+    result = translate("requisition", requisition(items=[item], summary=None), ctx())
+    assert "inactive" in result.reason
 
 
 def test_absurd_amount_is_refused() -> None:
-    req = requisition(
-        items=[
-            {
-                "id": 3,
-                "cost_code_id": 100,
-                "line_item_id": 500,
-                "work_completed_this_period": "1e15",
-            }
-        ]
-    )
+    req = requisition(items=[g703(3, 500, work="1e15")], summary=None)
     result = translate("requisition", req, ctx())
     assert isinstance(result, Quarantine) and "beyond" in result.reason
 
@@ -207,13 +320,25 @@ def test_commitment_becomes_a_balanced_je_with_a_deterministic_refno() -> None:
     assert not is_eligible("work_order", commitment(status="approved"), ctx())  # Title Case only
 
 
-def test_negative_change_order_credits_cost_and_debits_offset() -> None:
-    co = ChangeOrder.model_validate(
-        {"id": 300001, "project_id": 1, "contract_id": 786001, "status": "approved", "grand_total": "-40.00",
-         "reviewed_at": "2025-06-03T10:00:00Z",
-         "line_items": [{"id": 1, "amount": "-40.00", "cost_code": {"id": 100}, "line_item_type": {"id": 7}}]}
+def change_order(*lines: dict, total: str = "-40.00") -> ChangeOrder:
+    return ChangeOrder.model_validate(
+        {"id": 300001, "project_id": 1, "contract_id": 786001, "status": "approved",
+         "grand_total": total, "reviewed_at": "2025-06-03T10:00:00Z", "line_items": list(lines)}
     )  # fmt: skip
-    je = translate("change_order", co, ctx())
+
+
+def co_line(line_id: int, amount: str, *, contract_line=None, refers=None, flat=None) -> dict:
+    """A v2.0 CO line: no cost code; `contract_line` as the client fills it."""
+    return {
+        "id": str(line_id), "amount": amount, "quantity": 1, "description": "change",
+        "commitment_line_item_id": refers, "contract_line": contract_line,
+        "wbs_code": {"id": "1", "flat_code": flat} if flat else None,
+    }  # fmt: skip
+
+
+def test_negative_change_order_credits_cost_and_debits_offset() -> None:
+    ref = {"id": 500, "cost_code_id": 100, "line_item_type_id": 7}
+    je = translate("change_order", change_order(co_line(1, "-40.00", contract_line=ref)), ctx())
     assert (
         isinstance(je, JournalEntry)
         and je.balanced
@@ -221,6 +346,68 @@ def test_negative_change_order_credits_cost_and_debits_offset() -> None:
         and je.ref_no == "PCC300001"
     )
     assert je.lines[0].credit == Decimal("40.00") and je.lines[1].debit == Decimal("40.00")
+
+
+def test_change_order_lands_on_the_referenced_contract_lines_account() -> None:
+    # The CO changes the contract's SECOND line (03-300 / M), not its first (03-300 / S).
+    first = {"id": 500, "cost_code_id": 100, "line_item_type_id": 7}
+    second = {"id": 501, "cost_code_id": 100, "line_item_type_id": 8}
+    co = change_order(
+        co_line(1, "30.00", contract_line=second, refers="501", flat="03-300.S"),
+        co_line(2, "10.00", contract_line=first, refers="500"),
+        total="40.00",
+    )
+    je = translate("change_order", co, ctx())
+    assert isinstance(je, JournalEntry)
+    assert [(ln.charge.account, ln.debit) for ln in je.lines[:2]] == [
+        ("5200", Decimal("30.00")),  # the contract line wins over the wbs code
+        ("5100", Decimal("10.00")),
+    ]
+
+
+def test_change_order_line_without_contract_line_uses_the_wbs_flat_code() -> None:
+    co = change_order(co_line(1, "25.00", flat="03-300.M"), total="25.00")
+    je = translate("change_order", co, ctx())
+    assert isinstance(je, JournalEntry) and je.lines[0].charge.account == "5200"
+    # a referenced line the contract does not have: the wbs code still decides
+    co = change_order(co_line(1, "25.00", refers="999", flat="03-300.S"), total="25.00")
+    assert translate("change_order", co, ctx()).lines[0].charge.account == "5100"
+
+
+def test_change_order_line_with_no_source_is_quarantined_naming_the_line() -> None:
+    co = change_order(co_line(700123, "25.00", flat="99-999.Q"), total="25.00")
+    result = translate("change_order", co, ctx())
+    assert isinstance(result, Quarantine)
+    assert result.reason == (
+        "change order line 700123: no contract line and wbs code '99-999.Q' "
+        "names no cost code / cost type"
+    )
+    co = change_order(co_line(5, "25.00", refers="999"), total="25.00")
+    assert translate("change_order", co, ctx()).reason == (
+        "change order line 5: contract line 999 is not on the contract and no wbs code"
+    )
+    no_type = {"id": 502, "cost_code_id": 100, "line_item_type_id": None}
+    co = change_order(co_line(6, "25.00", contract_line=no_type, flat="SJ1.03-300"), total="25")
+    assert translate("change_order", co, ctx()).reason == (
+        "change order line 6: contract line 502 has no cost type and "
+        "wbs code 'SJ1.03-300' names no cost code / cost type"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flat", "expected"),
+    [
+        ("03-300.S", ("03-300", "S")),
+        ("01.100.S", ("01.100", "S")),  # a cost code with a "." in it
+        ("SJ1.03-300.S", "wbs code 'SJ1.03-300.S' names no cost code / cost type"),  # sub job
+        ("03-300", "wbs code '03-300' names no cost code / cost type"),
+        ("01.100.T", "reads as more than one cost code / cost type (01 / 100.T, 01.100 / T)"),
+    ],
+)
+def test_flat_code_splits_only_into_known_codes(flat, expected) -> None:
+    codes, types = {"03-300", "01.100", "01"}, {"S", "T", "100.T"}
+    got = split_flat_code(flat, codes, types)
+    assert got == expected if isinstance(expected, tuple) else expected in got
 
 
 def test_periods_and_text_helpers() -> None:

@@ -93,8 +93,9 @@ class FakeProcore:
             q = query(request)
             self.calls.setdefault(path, []).append(q)
             rows = records
-            if "filters[id][]" in q:
-                wanted = {int(x) for x in q["filters[id][]"]}
+            if "filters[id][]" in q or "filters[id]" in q:
+                raw_ids = q.get("filters[id][]", []) + q.get("filters[id]", [])
+                wanted = {int(x) for v in raw_ids for x in v.split(",")}
                 rows = [r for r in rows if int(r["id"]) in wanted]
             if "filters[status]" in q:
                 rows = [r for r in rows if r.get("status") == q["filters[status]"][0]]
@@ -110,6 +111,8 @@ class FakeProcore:
                 headers["Link"] = ", ".join(links)
             elif style == "total":
                 headers.update({"Total": str(len(rows)), "Per-Page": str(per)})
+            elif style == "lying_total":  # a Total lower than the truth, and no Link
+                headers.update({"Total": str(len(rows) // 2), "Per-Page": str(per)})
             return 200, headers, json.dumps(wrap(chunk))
 
         self.rsps.add_callback("GET", re.compile(re.escape(API + path) + r"(\?.*)?$"), callback)
@@ -368,11 +371,19 @@ def test_link_pagination_repeats_filters_on_every_page(fake, clock):
         assert c["view"] == ["items"] and c["per_page"] == ["100"]
 
 
-def test_total_header_pagination_stops_exactly(fake, clock):
-    fake.listing("/rest/v1.0/vendors", [{"id": i} for i in range(200)], style="total")
+def test_total_header_pagination_reads_until_a_short_page(fake, clock):
+    fake.listing("/rest/v1.0/vendors", [{"id": i} for i in range(250)], style="total")
     client = make_client(clock)
-    assert len(list(client.vendors())) == 200
-    assert len(fake.calls["/rest/v1.0/vendors"]) == 2  # no third, empty request
+    assert len(list(client.vendors())) == 250
+    assert len(fake.calls["/rest/v1.0/vendors"]) == 3
+
+
+def test_a_lying_total_without_link_loses_nothing(fake, clock):
+    # Total says 125 of 250: stopping at Total would drop half the records.
+    fake.listing("/rest/v1.0/vendors", [{"id": i} for i in range(250)], style="lying_total")
+    client = make_client(clock)
+    assert [v.id for v in client.vendors()] == list(range(250))
+    assert [c["page"] for c in fake.calls["/rest/v1.0/vendors"]] == [["1"], ["2"], ["3"]]
 
 
 def test_short_page_pagination_without_headers(fake, clock):
@@ -382,7 +393,18 @@ def test_short_page_pagination_without_headers(fake, clock):
     assert len(fake.calls["/rest/v1.0/line_item_types"]) == 2
 
 
-def test_endpoint_that_ignores_per_page_is_read_once(fake, clock):
+def test_server_capping_per_page_lower_is_still_read_to_the_end(rsps, fake, clock):
+    rows = [{"id": i} for i in range(120)]
+
+    def capped(request):  # asks 100, gets 50 with Per-Page: 50 and no Link
+        page = int(query(request)["page"][0])
+        return 200, {"Per-Page": "50"}, json.dumps(rows[(page - 1) * 50 : page * 50])
+
+    rsps.add_callback("GET", re.compile(API + r"/rest/v1.0/line_item_types.*"), capped)
+    assert len(list(make_client(clock).cost_types())) == 120
+
+
+def test_endpoint_that_ignores_paging_costs_one_extra_call_at_most(fake, clock):
     fake.listing(
         "/rest/v1.0/projects/5/billing_periods",
         [{"id": i, "status": "open"} for i in range(150)],
@@ -390,8 +412,35 @@ def test_endpoint_that_ignores_per_page_is_read_once(fake, clock):
         ignore_per_page=True,
     )
     client = make_client(clock)
-    assert len(list(client.billing_periods(5))) == 150
-    assert len(fake.calls["/rest/v1.0/projects/5/billing_periods"]) == 1
+    assert [p.id for p in client.billing_periods(5)] == list(range(150))  # no duplicates
+    # page 1 was more than full, so page 2 was asked: it repeated page 1 and was dropped.
+    assert len(fake.calls["/rest/v1.0/projects/5/billing_periods"]) == 2
+    assert client.stats.repeated_pages == 1
+
+
+CO_LIST = "/rest/v1.0/projects/9/commitment_change_orders"
+
+
+@pytest.mark.parametrize(("rows", "calls"), [(7, 1), (100, 2)])
+def test_change_order_list_ignoring_paging_costs_one_call(fake, clock, rows, calls):
+    # The v1.0 CO list documents no paging: it answers every row, whatever page is asked,
+    # with no Total, Per-Page or Link header.
+    records = [{"id": i, "contract_id": 41, "status": "draft"} for i in range(1, rows + 1)]
+    fake.listing(CO_LIST, records, style="none", ignore_per_page=True)
+    client = make_client(clock)
+    got = list(client.change_orders(9, with_line_items=False))
+    assert [c.id for c in got] == list(range(1, rows + 1))
+    assert len(fake.calls[CO_LIST]) == calls  # fewer than per_page: one; a full page: two
+
+
+def test_change_order_list_answered_as_one_object(fake, rsps, clock):
+    rsps.add(
+        "GET",
+        re.compile(re.escape(API + CO_LIST) + r"(\?.*)?$"),
+        json={"id": 5, "contract_id": 41, "status": "draft", "type": "CommitmentChangeOrder"},
+    )
+    (co,) = list(make_client(clock).change_orders(9, with_line_items=False))
+    assert co.id == 5 and co.contract_id == 41
 
 
 def test_iterators_are_lazy(fake, clock):
@@ -429,10 +478,16 @@ def test_link_parsing_and_next_page_rules():
     )
     assert parse_link_next(link).endswith("page=4&per_page=5")
     assert next_page({"Link": link}, 3, 5, 5) == 4
+    assert next_page({"Link": link}, 3, 5, 2) == 4  # Link is the authority, even on a short page
     assert next_page({"Link": f'<{API}/x?page=1>; rel="first"'}, 30, 5, 5) is None
-    assert next_page({"Total": "150", "Per-Page": "5"}, 30, 5, 5) is None
-    assert next_page({"Total": "150", "Per-Page": "5"}, 29, 5, 5) == 30
+    back = f'<{API}/x?page=2>; rel="next"'
+    assert next_page({"Link": back}, 7, 5, 5) == 8  # a next that points back moves on
+    # Total never ends a listing: a full page asks for the next whatever Total says.
+    assert next_page({"Total": "150", "Per-Page": "5"}, 30, 5, 5) == 31
+    assert next_page({"Total": "10", "Per-Page": "5"}, 30, 5, 4) is None
     assert next_page({}, 1, 100, 100) == 2 and next_page({}, 1, 100, 99) is None
+    assert next_page({"Per-Page": "50"}, 1, 100, 50) == 2  # server capped the page size
+    assert next_page({}, 1, 100, 0) is None
 
 
 def test_query_plans_split_statuses_and_chunks():
@@ -518,7 +573,11 @@ def test_direct_costs_lines_in_bulk_not_per_cost(fake, rsps, clock):
         wanted = {int(x) for x in q["filters[direct_cost_id][]"]}
         rows = [x for x in lines if x["direct_cost_id"] in wanted]
         page, per = int(q["page"][0]), int(q["per_page"][0])
-        return 200, {"Total": str(len(rows))}, json.dumps(rows[(page - 1) * per : page * per])
+        link = f'<{API}/x?page=1>; rel="first"'
+        if page * per < len(rows):
+            link += f', <{API}/x?page={page + 1}>; rel="next"'
+        headers = {"Total": str(len(rows)), "Link": link}
+        return 200, headers, json.dumps(rows[(page - 1) * per : page * per])
 
     rsps.add_callback(
         "GET", re.compile(API + r"/rest/v1.0/projects/9/direct_costs/line_items.*"), line_callback
@@ -579,23 +638,226 @@ def test_commitments_with_line_items_and_title_case_status(fake, clock):
         list(client.commitments(9, "subcontract"))  # type: ignore[arg-type]
 
 
-def test_change_orders_with_v2_line_items(fake, clock):
-    fake.listing(
-        "/rest/v1.0/projects/9/commitment_change_orders",
-        [{"id": 5, "contract_id": 41, "status": "approved", "grand_total": "12.50"}],
-    )
-    fake.listing(
-        f"/rest/v2.0/companies/{COMPANY}/projects/9/commitment_change_orders/5/line_items",
-        [{"id": "77", "amount": "12.50", "cost_code_id": "3", "line_item_type_id": "4"}],
-        wrap=lambda page: {"data": page},
-    )
-    (co,) = list(make_client(clock, per_page=500).change_orders(9))
-    assert co.contract_id == 41 and co.line_items[0].id == 77
-    assert co.line_items[0].cost_code_id == 3 and co.line_items[0].amount == Decimal("12.50")
-    v2_calls = fake.calls[
-        f"/rest/v2.0/companies/{COMPANY}/projects/9/commitment_change_orders/5/line_items"
+V2_LINES = f"/rest/v2.0/companies/{COMPANY}/projects/9/commitment_change_orders/{{}}/line_items"
+
+
+def contract_line(line_id: int, code_id: int, full_code: str, type_id: int, code: str) -> dict:
+    """A v1.0 work/purchase order contract line item, as Procore's model has it."""
+    return {
+        "id": line_id,
+        "amount": "1000.00",
+        "description": f"line {line_id}",
+        "cost_code": {"id": code_id, "full_code": full_code, "name": "x", "code": "300"},
+        "line_item_type": {"id": type_id, "code": code, "name": "Subcontract"},
+        "wbs_code": {"id": 1, "flat_code": f"{full_code}.{code}", "description": "x"},
+        "holder": {"id": 41, "holder_type": "WorkOrderContract"},
+        "quantity": "1.0",
+        "unit_cost": "1000.00",
+        "extended_type": "manual",
+        "position": 1,
+    }
+
+
+def co_line(line_id: str, contract_line_id: str | None, flat_code: str = "03-300.S") -> dict:
+    """A v2.0 change order line item (string ids, number quantity, no cost code)."""
+    return {
+        "id": line_id,
+        "amount": "12.50",
+        "description": "extra",
+        "quantity": 1,
+        "unit_cost": "12.50",
+        "uom": "ls",
+        "extended_type": "manual",
+        "position": 1,
+        "tax_code_id": None,
+        "commitment_line_item_id": contract_line_id,
+        "prime_line_item_id": None,
+        "wbs_code_id": "1",
+        "wbs_code": {"id": "1", "flat_code": flat_code, "description": "x"},
+        "work_breakdown_structure": {},
+    }
+
+
+def serve_change_orders(fake: FakeProcore, lines_by_co: dict[int, list[dict]]) -> None:
+    records = [
+        {"id": co, "contract_id": 41, "status": "approved", "grand_total": "12.50"}
+        for co in lines_by_co
     ]
-    assert v2_calls[0]["per_page"] == ["100"]  # v2 caps page size at 100
+    fake.listing(CO_LIST, records, style="none", ignore_per_page=True)
+    for co, lines in lines_by_co.items():
+        fake.listing(V2_LINES.format(co), lines, wrap=lambda page: {"data": page})
+
+
+def test_change_order_lines_take_cost_code_from_the_referenced_contract_line(fake, rsps, clock):
+    serve_change_orders(
+        fake, {5: [co_line("77", "502"), co_line("78", "500")], 6: [co_line("79", "502")]}
+    )
+    rsps.add(  # the contract is a purchase order: the work order path answers 404
+        "GET",
+        re.compile(API + r"/rest/v1.0/work_order_contracts/41/line_items.*"),
+        json={"errors": "not found"},
+        status=404,
+    )
+    fake.listing(
+        "/rest/v1.0/purchase_order_contracts/41/line_items",
+        [
+            contract_line(500, 1, "01-000", 9, "L"),
+            contract_line(501, 2, "03-300", 7, "S"),
+            contract_line(502, 3, "26-050", 8, "M"),
+        ],
+    )
+    client = make_client(clock, per_page=5)
+    five, six = list(client.change_orders(9))
+    assert [x.id for x in five.line_items] == [77, 78]
+    referenced = five.line_items[0].contract_line
+    assert (referenced.id, referenced.cost_code_id, referenced.line_item_type_id) == (502, 3, 8)
+    assert (referenced.cost_code, referenced.line_item_type_code) == ("26-050", "M")
+    assert five.line_items[1].contract_line.id == 500  # each line its own contract line
+    assert six.line_items[0].contract_line.id == 502
+    assert "cost_code_id" not in five.line_items[0].model_dump()  # Procore sends none
+    # one read of the contract's lines for both change orders (cached)
+    assert len(fake.calls["/rest/v1.0/purchase_order_contracts/41/line_items"]) == 1
+    # v2 pages at 10 by default: the client asks for the maximum, 100
+    assert fake.calls[V2_LINES.format(5)][0]["per_page"] == ["100"]
+
+
+def test_change_order_lines_use_the_staged_contract_lines_without_a_call(fake, clock):
+    serve_change_orders(fake, {5: [co_line("77", "501"), co_line("78", "999")]})
+    staged = {  # a staged Commitment payload (model dump): flat ids, full code as text
+        "id": 41,
+        "kind": "work_order",
+        "line_items": [
+            {"id": 500, "cost_code_id": 1, "cost_code": "01-000", "line_item_type_id": 9},
+            {"id": 501, "cost_code_id": 2, "cost_code": "03-300", "line_item_type_id": 7},
+        ],
+    }
+    asked: list[int] = []
+    client = make_client(clock)
+
+    def lookup(contract_id: int) -> dict | None:
+        asked.append(contract_id)
+        return staged
+
+    (co,) = list(client.change_orders(9, staged_contract=lookup))
+    assert co.line_items[0].contract_line.cost_code_id == 2
+    assert co.line_items[1].contract_line is None  # not a line of this contract
+    assert asked == [41]
+    assert not any("_contracts/41" in path for path in fake.calls)
+
+
+def test_staged_contract_without_lines_costs_one_call_on_its_own_path(fake, clock):
+    serve_change_orders(fake, {5: [co_line("77", "501")]})
+    fake.listing(
+        "/rest/v1.0/purchase_order_contracts/41/line_items",
+        [contract_line(501, 2, "03-300", 7, "S")],
+    )
+    client = make_client(clock)
+    lookup = lambda _id: {"id": 41, "kind": "purchase_order", "line_items": []}  # noqa: E731
+    (co,) = list(client.change_orders(9, staged_contract=lookup))
+    assert co.line_items[0].contract_line.line_item_type_id == 7
+    assert len(fake.calls["/rest/v1.0/purchase_order_contracts/41/line_items"]) == 1
+    assert "/rest/v1.0/work_order_contracts/41/line_items" not in fake.calls
+
+
+def test_change_order_ids_are_one_integer_filter_per_call(fake, clock):
+    fake.listing(CO_LIST, [{"id": i, "contract_id": 41} for i in (1, 2, 3)], style="none")
+    client = make_client(clock)
+    got = list(client.change_orders(9, ids=[1, 3], with_line_items=False))
+    assert [c.id for c in got] == [1, 3]
+    assert [c["filters[id]"] for c in fake.calls[CO_LIST]] == [["1"], ["3"]]
+
+
+def g703_item(item_id: int, **amounts: str) -> dict:
+    """A v1.0 contract item (no "_from_previous" figures), line 500, cost code 1472."""
+    base = {
+        "id": item_id,
+        "item_type": "contract_item",
+        "cost_code_id": 1472,
+        "line_item_id": 500,
+        "description_of_work": "Rebar",
+        "work_completed_from_previous_application": "0.00",
+        "work_completed_this_period": "0.00",
+        "materials_presently_stored": "0.00",
+        "materials_moved": "0.00",
+        "total_completed_and_stored_to_date": "0.00",
+        "work_completed_retainage_retained_this_period": "0.00",
+        "work_completed_retainage_released_this_period": "0.00",
+        "materials_stored_retainage_currently_retained": "0.00",
+        "materials_stored_retainage_released_this_period": "0.00",
+        "materials_retainage_retained_moved": "0.00",
+    }
+    return {**base, **amounts}
+
+
+def test_v10_items_get_the_previous_applications_figures(fake, rsps, clock):
+    # The v1.1 list answered without items: items come from v1.0, which lacks the
+    # previous application's figures; the client copies them from that application.
+    fake.listing(
+        "/rest/v1.1/requisitions",
+        [
+            {"id": 11, "previous_requisition_id": None, "status": "approved", "vendor_id": 5},
+            {"id": 12, "previous_requisition_id": 11, "status": "approved", "vendor_id": 5},
+            {"id": 13, "previous_requisition_id": 12, "status": "approved", "vendor_id": 5},
+        ],
+    )
+    stored = g703_item(
+        1,
+        materials_presently_stored="1000.00",
+        total_completed_and_stored_to_date="1000.00",
+        materials_stored_retainage_currently_retained="100.00",
+    )
+    carried = dict(stored, id=2)
+    installed = g703_item(
+        3,
+        work_completed_this_period="1000.00",
+        materials_moved="1000.00",
+        total_completed_and_stored_to_date="1000.00",
+        materials_retainage_retained_moved="100.00",
+    )
+    for rid, item in ((11, stored), (12, carried), (13, installed)):
+        fake.listing(f"/rest/v1.0/requisitions/{rid}/contract_items", [item])
+        rsps.add(
+            "GET",
+            re.compile(API + rf"/rest/v1.0/requisitions/{rid}/change_order_items.*"),
+            json={"errors": "not found"},
+            status=404,
+        )
+    client = make_client(clock)
+    first, second, third = list(client.requisitions(9, resolve_cost_types=False))
+    gross = [r.items[0].gross_billed() for r in (first, second, third)]
+    held = [r.items[0].retainage_held() for r in (first, second, third)]
+    assert gross == [Decimal("1000.00"), Decimal("0.00"), Decimal("0.00")]  # billed once
+    assert held == [Decimal("100.00"), Decimal("0.00"), Decimal("0.00")]
+    assert second.items[0].materials_presently_stored_from_previous_progress == Decimal("1000")
+    assert second.items[0].model_extra["previous_figures_from"] == 11
+    for rid in (11, 12, 13):  # each application's items read once (the cache serves the next)
+        assert len(fake.calls[f"/rest/v1.0/requisitions/{rid}/contract_items"]) == 1
+
+
+def test_v10_item_without_a_previous_application_to_read_stays_unknown(fake, rsps, clock):
+    # previous_requisition_id absent (not null): nothing says this is the first one.
+    fake.listing("/rest/v1.1/requisitions", [{"id": 12, "status": "approved", "vendor_id": 5}])
+    fake.listing(
+        "/rest/v1.0/requisitions/12/contract_items",
+        [g703_item(2, materials_presently_stored="1000.00")],
+    )
+    rsps.add(
+        "GET",
+        re.compile(API + r"/rest/v1.0/requisitions/12/change_order_items.*"),
+        json={"errors": "not found"},
+        status=404,
+    )
+    (req,) = list(make_client(clock).requisitions(9, resolve_cost_types=False))
+    assert req.items[0].gross_billed() is None  # translation quarantines it
+
+
+def test_vendor_business_id_is_read(fake, clock):
+    fake.listing(
+        "/rest/v1.0/vendors",
+        [{"id": 35, "name": "Test Vendor", "business_id": "12-3456789", "origin_code": None}],
+    )
+    (vendor,) = list(make_client(clock).vendors())
+    assert vendor.business_id == "12-3456789"
 
 
 # ---------------------------------------------------------------- errors

@@ -91,10 +91,19 @@ REQ_V11 = {
             "description_of_work": "Foundation work",
             "wbs_code": {"id": 1, "flat_code": "01-000.O"},
             "scheduled_value": "50000.00",
+            "work_completed_from_previous_application": "20000.00",
             "work_completed_this_period": "1000.00",
             "materials_presently_stored": "500.00",
+            "materials_presently_stored_from_previous_progress": "300.00",
+            "materials_moved": "0.00",
+            "total_completed_and_stored_to_date": "21500.00",
+            "total_completed_and_stored_to_date_from_previous": "20300.00",
             "work_completed_retainage_retained_this_period": "100.00",
-            "materials_stored_retainage_retained_this_period": "50.00",
+            "work_completed_retainage_released_this_period": "0.00",
+            "materials_stored_retainage_new_materials": "20.00",
+            "materials_stored_retainage_released_this_period": "0.00",
+            "materials_stored_retainage_currently_retained": "50.00",
+            "materials_retainage_retained_moved": "0.00",
         }
     ],
 }
@@ -111,7 +120,10 @@ def test_requisition_v11_shape():
     (item,) = req.items
     assert item.description == "Foundation work"
     assert item.work_completed_this_period == Decimal("1000.00")
-    assert item.retainage_this_period == Decimal("150.00")
+    # G703: this period = total to date - total at the previous application; the stored
+    # balance (500) is not this period's amount, only its change (+200) is.
+    assert item.gross_billed() == Decimal("1200.00")
+    assert item.retainage_held() == Decimal("120.00")  # 100 on work + 20 on new materials
     assert item.line_item_type_id is None
     assert req.created_by == {"id": 99, "name": "Sam Sub"}  # extra fields kept
     assert req.has_items
@@ -125,18 +137,80 @@ def test_requisition_v10_shape_has_no_items_or_vendor():
     assert req.vendor_id is None and req.vendor_name is None
 
 
-def test_requisition_item_without_retainage_fields_is_zero_and_accepts_objects():
+def test_requisition_item_accepts_nested_references_and_keeps_absent_amounts_unknown():
     item = RequisitionItem.model_validate(
         {
             "id": "5",
             "cost_code": {"id": 9, "full_code": "03-300"},
             "line_item_type": {"id": 47, "code": "S"},
             "work_completed_this_period": None,
+            "materials_presently_stored": "250.00",
         }
     )
     assert item.id == 5 and item.cost_code_id == 9 and item.line_item_type_id == 47
-    assert item.retainage_this_period == Decimal(0)
     assert item.work_completed_this_period == Decimal(0)
+    # Stored now but nothing says what was stored before: this period cannot be told.
+    assert item.gross_billed() is None and item.retainage_held() is None
+    assert item.previous_figures_missing()
+
+
+V10_CONTRACT_ITEM = {  # the v1.0 contract_items model: no "_from_previous" figures
+    "id": 31,
+    "item_type": "contract_item",
+    "cost_code_id": 1472,
+    "line_item_id": 5175960,
+    "work_completed_from_previous_application": "0.00",
+    "work_completed_this_period": "400.00",
+    "materials_presently_stored": "0.00",
+    "materials_moved": "0.00",
+    "total_completed_and_stored_to_date": "400.00",
+    "work_completed_retainage_retained_this_period": "40.00",
+    "work_completed_retainage_released_this_period": "0.00",
+    "materials_stored_retainage_currently_retained": "0.00",
+    "materials_stored_retainage_released_this_period": "0.00",
+    "materials_retainage_retained_moved": "0.00",
+}
+
+
+def test_v10_item_with_nothing_stored_needs_no_previous_application():
+    item = RequisitionItem.model_validate(V10_CONTRACT_ITEM)
+    assert item.gross_billed() == Decimal("400.00") and item.retainage_held() == Decimal("40.00")
+
+
+def test_v10_item_with_previous_figures_filled_in():
+    # Installed this period from storage (materials_moved): billed when stored, not again.
+    raw = dict(
+        V10_CONTRACT_ITEM,
+        work_completed_this_period="1500.00",
+        materials_moved="1000.00",
+        total_completed_and_stored_to_date="1500.00",
+        work_completed_retainage_retained_this_period="50.00",
+        materials_retainage_retained_moved="100.00",
+    )
+    assert RequisitionItem.model_validate(raw).gross_billed() is None
+    filled = RequisitionItem.model_validate(
+        dict(
+            raw,
+            materials_presently_stored_from_previous_progress="1000.00",
+            materials_stored_retainage_from_previous_application="100.00",
+        )
+    )
+    assert filled.gross_billed() == Decimal("500.00")  # 1500 + 0 stored now - 1000 before
+    assert filled.retainage_held() == Decimal("50.00")  # stored retainage only moved
+
+
+def test_detail_row_retainage_on_new_materials():
+    row = RequisitionItem.model_validate(
+        {
+            "id": 1,
+            "work_completed_this_period": "0.00",
+            "materials_presently_stored": "800.00",
+            "total_completed_and_stored_to_date": "800.00",
+            "total_completed_and_stored_to_date_from_previous": "0.00",
+            "materials_stored_retainage_retained_this_period": "80.00",
+        }
+    )
+    assert row.gross_billed() == Decimal("800.00") and row.retainage_held() == Decimal("80.00")
 
 
 DC_LIST = {
@@ -215,21 +289,48 @@ def test_commitment_vendor_company_or_name(vendor):
     assert c.created_at is not None and c.created_at.utcoffset().total_seconds() == -7 * 3600
 
 
-def test_change_order_and_v2_line_with_string_ids():
-    line = ChangeOrderLine.model_validate(
-        {
-            "id": "991",
-            "amount": "12.50",
-            "cost_code_id": "1472",
-            "line_item_type": {"id": "47", "code": "S"},
-        }
-    )
-    assert (line.id, line.cost_code_id, line.line_item_type_id) == (991, 1472, 47)
-    assert line.line_item_type_code == "S"
+CO_V2_LINE = {  # GET /rest/v2.0/.../commitment_change_orders/{id}/line_items, one of "data"
+    "id": "700123",
+    "amount": "1250.00",
+    "description": "Extra footing",
+    "quantity": 2.5,
+    "unit_cost": "500.00",
+    "uom": "ea",
+    "extended_type": "calculated",
+    "position": 1,
+    "tax_code_id": None,
+    "commitment_line_item_id": "5175961",
+    "prime_line_item_id": None,
+    "wbs_code_id": "1989",
+    "wbs_code": {"id": "1989", "flat_code": "03-300.S", "description": "Concrete"},
+    "work_breakdown_structure": {"cost_code": {"id": "1472"}},
+}
+
+
+def test_change_order_v2_line_real_shape():
+    line = ChangeOrderLine.model_validate(CO_V2_LINE)
+    assert (line.id, line.commitment_line_item_id, line.wbs_code_id) == (700123, 5175961, 1989)
+    assert line.quantity == Decimal("2.5") and line.position == Decimal(1)
+    assert line.amount == Decimal("1250.00") and line.flat_code == "03-300.S"
+    assert line.contract_line is None  # the client fills it from the contract's lines
+    assert line.work_breakdown_structure == {"cost_code": {"id": "1472"}}  # kept
+    as_text = ChangeOrderLine.model_validate(dict(CO_V2_LINE, quantity="2.5000"))
+    assert as_text.quantity == Decimal("2.5")
     co = ChangeOrder.model_validate(
         {"id": 5, "contract": {"id": 41}, "status": "approved", "grand_total": None}
     )
     assert co.contract_id == 41 and co.grand_total == Decimal(0)
+
+
+def test_vendor_tax_id_is_business_id_legacy_keys_only_as_fallback():
+    assert Vendor.model_validate({"id": 1, "business_id": "12-3456789"}).business_id == (
+        "12-3456789"
+    )
+    legacy = Vendor.model_validate({"id": 2, "tax_id": "98-7654321"})
+    assert legacy.business_id == "98-7654321"
+    both = Vendor.model_validate({"id": 3, "business_id": "111", "federal_tax_id": "222"})
+    assert both.business_id == "111"
+    assert "tax_id" not in Vendor.model_fields
 
 
 def test_vendor_name_from_company_and_blank_name():
