@@ -333,12 +333,15 @@ def cmd_ignore(args: argparse.Namespace) -> int:
 
 
 def cmd_mappings(args: argparse.Namespace) -> int:
-    from deltek_procore.mapping_report import check, suggest
+    from deltek_procore.mapping_report import check_report, render_check, suggest
 
     if args.action == "check":
-        text, ok = check()
-        print(text)
-        return EXIT_OK if ok else EXIT_FAILED
+        report = check_report()
+        if args.json:
+            _print_json(report)
+        else:
+            print(render_check(report))
+        return EXIT_OK if report["ok"] else EXIT_FAILED
     path = suggest(args.out)
     print(
         f"wrote proposed matches to {path}; review them and copy what is right into the mapping file"
@@ -350,7 +353,10 @@ def cmd_ping(args: argparse.Namespace) -> int:
     from deltek_procore.ping import render, run_ping
 
     report = run_ping(timeout=args.timeout)
-    print(render(report))
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(render(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -420,7 +426,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     box = start_sandbox(
         records=args.records, seed=args.seed, procore_port=args.procore_port,
         deltek_port=args.deltek_port, workdir=home, receiver_store=receiver_store,
-        receiver_port=args.webhook_port,
+        receiver_port=args.webhook_port, webhooks_permission=not args.no_webhooks_permission,
     )  # fmt: skip
     print(
         f"# sandbox up in {box.started_in_s:.1f} s: {args.records} records, seed {args.seed}",
@@ -429,8 +435,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print("# paste these into your shell (sandbox credentials only; they are not secrets):")
     for key, value in box.env.items():
         print(f"export {key}='{value}'")
-    if box.webhook_url:
+    if box.webhook_url and box.hook_id is not None:
         print(f"# webhook receiver: {box.webhook_url} (hook registered in the Procore sandbox)")
+    elif box.webhook_url:
+        print(f"# webhook receiver: {box.webhook_url}; " + box.webhook_note.replace("\n", "; "))
     print("# Ctrl-C stops the sandbox.", file=sys.stderr)
     sys.stdout.flush()
     stopped = threading.Event()
@@ -527,12 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mappings", help="coverage of the mapping file; proposed matches")
     p.add_argument("action", choices=("check", "suggest"))
     p.add_argument("--out", default="mappings.suggested.yaml")
+    p.add_argument("--json", action="store_true", help="check: the same findings as JSON")
     p.set_defaults(func=cmd_mappings)
 
     p = sub.add_parser(
         "ping", help="check both credential sets against the real (or sandbox) systems"
     )
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--json", action="store_true", help="every check as JSON")
     p.set_defaults(func=cmd_ping)
 
     p = sub.add_parser("credentials", help="store credentials encrypted")
@@ -555,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deltek-port", type=int)
     p.add_argument("--webhook-port", type=int)
     p.add_argument("--no-webhooks", action="store_true", help="do not run the webhook receiver")
+    p.add_argument(
+        "--no-webhooks-permission",
+        action="store_true",
+        help="the Procore service account lacks the 'Webhooks API' permission: the webhooks "
+        "config API answers 403 and no hook is registered (the sync still runs)",
+    )
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser(

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from deltek_procore import connections
+from deltek_procore.mapping.accounts import CONFIRMED, INACTIVE, NOT_YET_USED
 from deltek_procore.mapping.config import load_mapping
 from deltek_procore.mapping.matching import match_projects, match_vendors
 from deltek_procore.pipeline import reference
@@ -36,47 +37,117 @@ def _refresh(store: StateStore) -> Any:
     return mapping
 
 
-def check(store: StateStore | None = None) -> tuple[str, bool]:
-    """Which pairs, projects and vendors that approved or open spend uses have no rule or match."""
+def check_report(store: StateStore | None = None) -> dict[str, Any]:
+    """What `mappings check` found, as data (`--json` prints it as is).
+
+    GL accounts come in three groups: `confirmed` (seen in Deltek's GLSummary), `not yet
+    used in Deltek` (absent from GLSummary, which lists only accounts with activity: no
+    error, Deltek validates them when the first batch on them posts) and `inactive` (listed
+    with an inactive Status: records on them will be quarantined).
+    """
     store = store or StateStore()
     mapping = _refresh(store)
     projects = reference.build_project_map(store, mapping)
     vendors = reference.build_vendor_map(store, mapping, None, create=False)
     gl = reference.build_gl_map(store, mapping, statuses=RELEVANT)
+    project_problems = {pid: row["problem"] for pid, row in projects.items() if row.get("problem")}
+    needs_firm = sorted(pid for pid, p in vendors.problems.items() if "no Deltek vendor firm" in p)
+    vendor_problems = {
+        str(pid): problem for pid, problem in vendors.problems.items() if pid not in needs_firm
+    }
+    ok = not (gl["unmapped"] or gl["bad_accounts"] or gl["inactive_accounts"] or project_problems)
+    return {
+        "ok": ok,
+        "gl": {
+            "pairs_in_use": len(gl["pairs"]),
+            "glsummary_readable": gl["chart_readable"],
+            "unmapped": gl["unmapped"],
+            "inactive": gl["bad_accounts"],
+            "accounts": {
+                "confirmed": gl["confirmed_accounts"],
+                "not_yet_used": gl["not_yet_used_accounts"],
+                "inactive": gl["inactive_accounts"],
+            },
+        },
+        "projects": {
+            "matched": len(projects) - len(project_problems),
+            "problems": project_problems,
+        },
+        "vendors": {
+            "matched": vendors.linked,
+            "new_firm_next_sync": needs_firm,
+            "problems": vendor_problems,
+        },
+    }
+
+
+def render_check(report: dict[str, Any]) -> str:
+    """The text of `mappings check`."""
+    gl = report["gl"]
+    accounts = gl["accounts"]
     out = [
-        f"GL accounts: {len(gl['pairs'])} cost code x cost type pair(s) in use by approved or open records"
+        f"GL accounts: {gl['pairs_in_use']} cost code x cost type pair(s) in use by approved "
+        "or open records"
     ]
-    if not gl["chart_readable"]:
+    if not gl["glsummary_readable"]:
         out.append(
-            "  (Deltek's chart of accounts is not readable; accounts checked against the mapping file only)"
+            "  (Deltek's GLSummary is not readable; Deltek checks every account when a batch posts)"
         )
     for row in gl["unmapped"]:
         out.append(
-            f"  NO RULE   {row['cost_code']} / {row['cost_type'] or '(no cost type)'}  ({row['lines']} line(s))"
+            f"  NO RULE   {row['cost_code']} / {row['cost_type'] or '(no cost type)'}  "
+            f"({row['lines']} line(s))"
         )
-    for row in gl["bad_accounts"]:
+    for row in gl["inactive"]:
         out.append(
-            f"  BAD ACCT  {row['cost_code']} / {row['cost_type']} -> {row['account']}: {row['problem']}"
+            f"  INACTIVE  {row['cost_code']} / {row['cost_type']} -> {row['account']}: "
+            f"{row['problem']}"
         )
-    problems = {k: v for k, v in projects.items() if v.get("problem")}
+    out.append(f"  {CONFIRMED} (seen in GLSummary): {_accounts(accounts['confirmed'])}")
     out.append(
-        f"Projects: {len(projects) - len(problems)} matched, {len(problems)} without a Deltek project"
+        f"  {NOT_YET_USED}: {_accounts(accounts['not_yet_used'])}"
+        + (
+            " (GLSummary lists only accounts with activity; Deltek checks these when the "
+            "first batch on them posts)"
+            if accounts["not_yet_used"]
+            else ""
+        )
     )
-    for pid, row in problems.items():
-        out.append(f"  project {pid}: {row['problem']}")
-    needs_firm = [pid for pid, p in vendors.problems.items() if "no Deltek vendor firm" in p]
+    if accounts["inactive"]:
+        out.append(f"  {INACTIVE}: {_accounts(accounts['inactive'])}")
+    projects = report["projects"]
     out.append(
-        f"Vendors in use: {vendors.linked} matched, {len(needs_firm)} will get a new firm at the next sync, "
-        f"{len(vendors.problems) - len(needs_firm)} cannot be created"
+        f"Projects: {projects['matched']} matched, {len(projects['problems'])} without a "
+        "Deltek project"
     )
-    for pid, problem in vendors.problems.items():
-        if pid not in needs_firm:
-            out.append(f"  vendor {pid}: {problem}")
-    ok = not gl["unmapped"] and not gl["bad_accounts"] and not problems
+    for pid, problem in projects["problems"].items():
+        out.append(f"  project {pid}: {problem}")
+    vendors = report["vendors"]
     out.append(
-        "coverage complete" if ok else "coverage has gaps: records using them will be quarantined"
+        f"Vendors in use: {vendors['matched']} matched, {len(vendors['new_firm_next_sync'])} "
+        f"will get a new firm at the next sync, {len(vendors['problems'])} cannot be created"
     )
-    return "\n".join(out), ok
+    for pid, problem in vendors["problems"].items():
+        out.append(f"  vendor {pid}: {problem}")
+    out.append(
+        "coverage complete"
+        if report["ok"]
+        else "coverage has gaps: records using them will be quarantined"
+    )
+    return "\n".join(out)
+
+
+def _accounts(accounts: list[str]) -> str:
+    return ", ".join(accounts) if accounts else "none"
+
+
+def check(store: StateStore | None = None) -> tuple[str, bool]:
+    """Which pairs, projects and vendors that approved or open spend uses have no rule or match.
+
+    Accounts not yet used in Deltek are listed, never counted as a gap.
+    """
+    report = check_report(store)
+    return render_check(report), report["ok"]
 
 
 def suggest(out_path: str, store: StateStore | None = None) -> Path:

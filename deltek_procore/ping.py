@@ -24,8 +24,18 @@ from urllib.parse import quote, urlsplit
 from deltek_procore.connections import ConfigurationError, deltek_settings, procore_settings
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings, to_decimal
 from deltek_procore.deltek.errors import DeltekError
+from deltek_procore.mapping.accounts import (
+    CONFIRMED,
+    INACTIVE,
+    NOT_YET_USED,
+    account_split,
+    account_statuses,
+    mapped_accounts,
+)
+from deltek_procore.mapping.config import MappingFileError, load_mapping
 from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
 from deltek_procore.procore.errors import ProcoreError
+from deltek_procore.webhooks.access import HOOK_NAMESPACE, PERMISSION_FIX, unavailable_reason
 
 System = Literal["procore", "deltek"]
 
@@ -97,6 +107,23 @@ class PingReport:
 
     def find(self, system: System, name: str) -> Check | None:
         return next((c for c in self.checks if c.system == system and c.name == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as `ping --json` prints it (no secret: details are already scrubbed)."""
+        return {
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "checks": [
+                {
+                    "system": c.system,
+                    "name": c.name,
+                    "status": c.status,
+                    "detail": c.detail,
+                    "fix": c.fix,
+                }
+                for c in self.checks
+            ],
+        }
 
 
 # ------------------------------------------------------------------------------ entry
@@ -175,6 +202,7 @@ def check_procore(env: Mapping[str, str] | None = None, timeout: float = 10.0) -
         if projects:
             for name, path, params, tool, scope in project_reads(projects[0]):
                 steps.run(name, _reader(client, name, path, params, tool, scope))
+        steps.run("webhooks", lambda: _procore_webhooks(client))
     finally:
         client.close()
     return steps.checks
@@ -285,6 +313,27 @@ def _procore_read(
     return True, f"readable in {scope}" + ("" if rows else " (none yet)"), ""
 
 
+def _procore_webhooks(client: ProcoreClient) -> tuple[bool | None, str, str]:
+    """Optional: the webhooks config API. Without the permission the sync still runs (the
+    nightly poll covers events), so ping warns and names the permission to grant."""
+    try:
+        hooks = client.webhook_hooks(HOOK_NAMESPACE)
+    except ProcoreError as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        return None, reason, PERMISSION_FIX
+    ids = sorted({str(h.get("id")) for h in hooks if isinstance(h, Mapping) and h.get("id")})
+    if not ids:
+        return (
+            True,
+            f"Webhooks API readable; no {HOOK_NAMESPACE} hook registered (optional: "
+            "`deltek-procore webhooks register --url ...`)",
+            "",
+        )
+    return True, f"Webhooks API readable; {HOOK_NAMESPACE} hook(s) {', '.join(ids)}", ""
+
+
 def procore_environment_problem(auth_url: str, api_url: str) -> str | None:
     """A message when the login host and the API host are different Procore environments."""
     login = _PROCORE_LOGIN_ENV.get((urlsplit(auth_url).hostname or "").lower())
@@ -374,7 +423,7 @@ def check_deltek(env: Mapping[str, str] | None = None, timeout: float = 10.0) ->
     steps.run("tenant", lambda: _deltek_tenant(client))
     steps.run("firm hub", lambda: _deltek_firms(client))
     steps.run("project hub", lambda: _deltek_projects(client))
-    steps.run("chart of accounts", lambda: _deltek_accounts(client))
+    steps.run("GL accounts", lambda: _deltek_accounts(client, env))
     steps.run("amount visibility", lambda: _deltek_visibility(client))
     return steps.checks
 
@@ -415,24 +464,58 @@ def _deltek_projects(client: DeltekClient) -> tuple[bool | None, str, str]:
     return True, f"{_count(rows, HUB_PAGE)} projects visible (incl. phases/tasks)", ""
 
 
-def _deltek_accounts(client: DeltekClient) -> tuple[bool | None, str, str]:
+def _deltek_accounts(
+    client: DeltekClient, env: Mapping[str, str] | None = None
+) -> tuple[bool | None, str, str]:
+    """GLSummary lists accounts with activity, so the mapping file's accounts split into
+    confirmed and not yet used in Deltek; only an inactive one is worth a warning."""
     path = client.settings.accounts_path
-    accounts = client.accounts()
-    if accounts is None:
+    rows = client.accounts()
+    if rows is None:
         return (
             None,
-            f"DELTEK_ACCOUNTS_PATH ({path}) answered 404: accounts will be validated against "
-            "the mapping file only",
+            f"DELTEK_ACCOUNTS_PATH ({path}) answered 404: Deltek checks every account when a "
+            "batch posts",
             "set DELTEK_ACCOUNTS_PATH to a path that lists GL accounts if your tenant has one",
         )
-    if not accounts:
+    statuses = account_statuses(rows) or {}
+    seen = f"{len(statuses)} account(s) with activity in {path}"
+    mapping, problem = _mapping_file(env)
+    if mapping is None:
         return (
             None,
-            f"{path} is readable but lists no accounts",
-            "check the role can see the chart of accounts; until then accounts are validated "
-            "against the mapping file only",
+            f"{seen}; the mapping file's accounts not checked: {problem}",
+            "create or fix the mapping file (`deltek-procore mappings check` lists every problem)",
         )
-    return True, f"{len(accounts)} accounts readable at {path}", ""
+    split = account_split(mapped_accounts(mapping), statuses)
+    detail = (
+        f"{seen}; mapping file accounts: {len(split['confirmed'])} {CONFIRMED}"
+        f"{_listed(split['confirmed'])}, {len(split['not_yet_used'])} {NOT_YET_USED}"
+        f"{_listed(split['not_yet_used'])}"
+    )
+    if split["inactive"]:
+        return (
+            None,
+            f"{detail}, {len(split['inactive'])} {INACTIVE}{_listed(split['inactive'])}",
+            "reactivate the inactive account(s) in Deltek or point the mapping file at active "
+            "ones; records on them are quarantined until then",
+        )
+    return True, detail, ""
+
+
+def _mapping_file(env: Mapping[str, str] | None) -> tuple[Any, str]:
+    """The mapping file, or None and why not (ping checks connectivity, not the file)."""
+    try:
+        return load_mapping(env=env), ""
+    except MappingFileError as exc:
+        return None, exc.messages[0] if exc.messages else "mapping file not readable"
+
+
+def _listed(accounts: list[str], limit: int = 8) -> str:
+    if not accounts:
+        return ""
+    more = ", …" if len(accounts) > limit else ""
+    return f" ({', '.join(accounts[:limit])}{more})"
 
 
 def _deltek_visibility(client: DeltekClient) -> tuple[bool | None, str, str]:

@@ -78,7 +78,7 @@ def serve_procore(box, path: str, status_code: int, body: object, headers=None):
     return serve_in_thread(override(sim.app, path, status_code, body, headers))
 
 
-def post_one_voucher(box, env) -> Decimal:
+def post_one_voucher(box, env, account: str | None = None) -> Decimal:
     """Post a voucher straight through the Deltek client, as a finished sync would."""
     client = DeltekClient(deltek_settings(env))
     seed = box.data.deltek
@@ -89,7 +89,10 @@ def post_one_voucher(box, env) -> Decimal:
         if p["Status"] == "A" and not str(p.get("WBS2") or "").strip() and p["SubLevel"] != "Y"
     )
     account = next(
-        a for a in seed["accounts"] if str(a["Account"]).startswith("5") and a["Status"] == "A"
+        a
+        for a in seed["accounts"]
+        if (a["Account"] == account if account else str(a["Account"]).startswith("5"))
+        and a["Status"] == "A"
     )
     period = client.active_period()
     batch = "PING" + uuid.uuid4().hex[:12].upper()
@@ -129,15 +132,23 @@ def test_all_green_against_the_sandbox(env):
         "procore": ["configuration", "token", "company", "permitted projects", "vendors",
                     "cost types", "cost codes", "subcontractor invoices", "direct costs",
                     "work order contracts", "purchase order contracts",
-                    "commitment change orders"],
+                    "commitment change orders", "webhooks"],
         "deltek": ["configuration", "token", "tenant", "firm hub", "project hub",
-                   "chart of accounts", "amount visibility"],
+                   "GL accounts", "amount visibility"],
     }  # fmt: skip
     for system, names in expected.items():
         assert [c.name for c in report.by_system(system)] == names  # type: ignore[arg-type]
     assert "expires in 5400 s" in report.find("procore", "token").detail
     assert report.find("procore", "permitted projects").detail.startswith("6 permitted: ")
     assert "active period 2026-11" in report.find("deltek", "tenant").detail
+    # GLSummary lists accounts with activity: the seeded 5400 is valid but unused so far
+    accounts = report.find("deltek", "GL accounts")
+    assert accounts.ok is True, accounts.detail
+    assert "10 account(s) with activity in GLSummary" in accounts.detail
+    assert "7 confirmed (2150, 2160, 5100, 5200, 5300, 5310, 5500)" in accounts.detail
+    assert "1 not yet used in Deltek (5400)" in accounts.detail
+    webhooks = report.find("procore", "webhooks")
+    assert webhooks.ok is True and "no deltek-procore hook registered" in webhooks.detail
     # A fresh sandbox has posted nothing: said as a warning, not a failure.
     visibility = report.find("deltek", "amount visibility")
     assert visibility.ok is None and "nothing posted" in visibility.detail
@@ -270,10 +281,86 @@ def test_unposted_voucher_is_inspected_when_nothing_is_posted(box, env):
 
 def test_accounts_path_404_is_a_warning(env):
     report = run_ping({**env, "DELTEK_ACCOUNTS_PATH": "NoSuchAccounts"}, timeout=TIMEOUT)
-    check = report.find("deltek", "chart of accounts")
+    check = report.find("deltek", "GL accounts")
     assert check.ok is None
-    assert "accounts will be validated against the mapping file only" in check.detail
+    assert "Deltek checks every account when a batch posts" in check.detail
     assert report.ok  # a warning does not fail ping
+
+
+def test_an_inactive_mapped_account_is_a_warning_and_unused_ones_are_not(box, env, tmp_path):
+    text = box.mappings_path.read_text().replace('account: "5500"', 'account: "5950"')
+    assert '"5950"' in text
+    mapping = tmp_path / "inactive.yaml"
+    mapping.write_text(text)
+    report = run_ping({**env, "DELTEK_PROCORE_MAPPINGS": str(mapping)}, timeout=TIMEOUT)
+    check = report.find("deltek", "GL accounts")
+    assert check.ok is None, check.detail
+    assert "1 inactive in Deltek (5950)" in check.detail
+    assert "1 not yet used in Deltek (5400)" in check.detail
+    assert "reactivate" in check.fix and report.ok
+
+
+def test_a_missing_mapping_file_is_a_warning(env, tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    report = run_ping({**env, "DELTEK_PROCORE_MAPPINGS": str(missing)}, timeout=TIMEOUT)
+    check = report.find("deltek", "GL accounts")
+    assert check.ok is None and "mapping file not found" in check.detail
+    assert "mappings check" in check.fix
+
+
+def test_posted_account_becomes_confirmed(box, env):
+    post_one_voucher(box, env, account="5400")
+    check = run_ping(env, timeout=TIMEOUT).find("deltek", "GL accounts")
+    assert "8 confirmed" in check.detail and "0 not yet used in Deltek" in check.detail
+
+
+@pytest.mark.parametrize(("status_code", "word"), [(403, "permission"), (404, "Not Found")])
+def test_webhooks_forbidden_is_a_warning_naming_the_permission(box, env, status_code, word):
+    box.procore.faults.configure(webhooks_forbidden=True, webhooks_forbidden_status=status_code)
+    report = run_ping(env, timeout=TIMEOUT)
+    check = report.find("procore", "webhooks")
+    assert check.ok is None
+    assert check.detail.startswith(f"delivery history unavailable ({status_code}: ")
+    assert word in check.detail and "the nightly poll covers missed events" in check.detail
+    assert check.fix == (
+        "grant the service account the 'Webhooks API' permission (Standard) in Procore's "
+        "Developer Managed Service Account settings"
+    )
+    assert report.ok  # webhooks are optional: ping still passes
+    assert "'Webhooks API' permission" in render(report, colour=False, width=200)
+
+
+def test_sandbox_without_webhooks_permission_starts_and_ping_says_so(tmp_path):
+    from deltek_procore.state.store import StateStore
+
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    sandbox = start_sandbox(
+        records=300, workdir=tmp_path, webhooks_permission=False, receiver_store=store
+    )
+    try:
+        assert sandbox.hook_id is None and "'Webhooks API'" in sandbox.webhook_note
+        assert sandbox.procore.hooks == {}
+        report = run_ping({**sandbox.env, "DAGSTER_HOME": str(tmp_path)}, timeout=TIMEOUT)
+        check = report.find("procore", "webhooks")
+        assert check.ok is None and check.detail.startswith("delivery history unavailable (403")
+        assert "'Webhooks API' permission (Standard)" in check.fix
+    finally:
+        sandbox.stop()
+        store.dispose()
+
+
+def test_ping_json_carries_every_check(env, monkeypatch, capsys):
+    from deltek_procore.cli import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["ping", "--json", "--timeout", str(TIMEOUT)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    checks = {(c["system"], c["name"]): c for c in out["checks"]}
+    assert out["ok"] is True
+    assert checks[("deltek", "GL accounts")]["status"] == "OK"
+    assert "not yet used in Deltek (5400)" in checks[("deltek", "GL accounts")]["detail"]
+    assert env["PROCORE_CLIENT_SECRET"] not in json.dumps(out)
 
 
 def test_wrong_company_id(env):
@@ -366,7 +453,7 @@ def test_render_lists_fixes_and_colours_only_when_asked():
         checks=[
             Check("procore", "token", True, "token obtained"),
             Check("deltek", "token", False, "Deltek rejected the password", "check it"),
-            Check("deltek", "chart of accounts", None, "404", "set DELTEK_ACCOUNTS_PATH"),
+            Check("deltek", "GL accounts", None, "404", "set DELTEK_ACCOUNTS_PATH"),
         ]
     )
     plain = render(report, colour=False, width=100)
@@ -374,7 +461,7 @@ def test_render_lists_fixes_and_colours_only_when_asked():
     assert lines[0].split() == ["SYSTEM", "CHECK", "STATUS", "DETAIL"]
     assert "What to fix:" in plain
     assert "  - [FAIL] deltek token: check it" in lines
-    assert "  - [WARN] deltek chart of accounts: set DELTEK_ACCOUNTS_PATH" in lines
+    assert "  - [WARN] deltek GL accounts: set DELTEK_ACCOUNTS_PATH" in lines
     assert "1 check(s) failed, 1 warning(s)" in plain
     assert "\033[" not in plain
     assert "\033[31mFAIL" in render(report, colour=True, width=100)

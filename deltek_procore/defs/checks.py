@@ -2,7 +2,9 @@
 
 - `webhook_deliveries` (on procore_direct_costs, the main webhook-fed asset): Procore's
   delivery history for our hook; fails listing every event that never reached the
-  receiver (discarded = Procore gave up; failing = still retrying).
+  receiver (discarded = Procore gave up; failing = still retrying). Without the "Webhooks
+  API" permission (403/404) it passes with a warning saying so: webhooks are optional and
+  the nightly poll covers them. A check that cannot run never fails the run.
 - `ledger_complete` (per accounting month, on both posting assets): fails when an
   approved Procore record of the month has no ledger row at all.
 
@@ -16,8 +18,10 @@ import dagster as dg
 
 from deltek_procore.defs.partitions import accounting_months
 from deltek_procore.defs.resources import MappingResource, ProcoreResource, StateStoreResource
-from deltek_procore.pipeline.completeness import hook_ids, missing_from_ledger, undelivered_events
+from deltek_procore.pipeline.completeness import check_deliveries, missing_from_ledger
 from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS
+from deltek_procore.procore.errors import ProcoreError
+from deltek_procore.webhooks.access import POLL_COVERS
 
 TABLE_ROWS = 50
 EVENT_SCHEMA = dg.TableSchema(
@@ -55,15 +59,20 @@ def _table(rows: list[dict[str, Any]], schema: dg.TableSchema) -> dg.TableMetada
     description="Procore's delivery history for our hook: every event reached the receiver.",
 )
 def webhook_deliveries(procore: ProcoreResource, state: StateStoreResource) -> dg.AssetCheckResult:
-    client = procore.client()
-    hooks = hook_ids(client)
-    if not hooks:
-        return dg.AssetCheckResult(
-            passed=True,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"detail": "no deltek-procore hook registered; the nightly poll covers all"},
+    try:
+        found = check_deliveries(procore.client(), state.store())
+    except ProcoreError as exc:  # Procore down or refusing: report it, never fail the run
+        status = exc.status if exc.status is not None else "no response"
+        return _warning(
+            f"delivery history could not be read ({status}: {exc.detail or exc.message}): "
+            f"{POLL_COVERS}",
+            passed=False,
         )
-    missing = [e for hook in hooks for e in undelivered_events(client, hook, state.store())]
+    if found.unavailable:
+        return _warning(found.unavailable)
+    if not found.hooks:
+        return _warning("no deltek-procore hook registered; the nightly poll covers all")
+    missing = found.missing
     discarded = [e for e in missing if e.outcome == "discarded"]
     lines = [
         f"- {e.resource_name} {e.resource_id} {e.event_type} ({e.outcome}, {e.attempts} tries)"
@@ -73,11 +82,12 @@ def webhook_deliveries(procore: ProcoreResource, state: StateStoreResource) -> d
         f"{len(discarded)} event(s) discarded by Procore, {len(missing) - len(discarded)} "
         "still failing; the nightly reconciliation re-reads them by updated_at"
         if missing
-        else f"every event of hook(s) {', '.join(map(str, hooks))} reached the receiver"
+        else f"every event of hook(s) {', '.join(map(str, found.hooks))} reached the receiver"
     )
     return dg.AssetCheckResult(
         passed=not missing,
         severity=dg.AssetCheckSeverity.ERROR if discarded else dg.AssetCheckSeverity.WARN,
+        description=detail,
         metadata={
             "detail": detail,
             "undelivered": len(missing),
@@ -85,6 +95,16 @@ def webhook_deliveries(procore: ProcoreResource, state: StateStoreResource) -> d
             "events": dg.MetadataValue.md("\n".join(lines) or "none"),
             "table": _table([e.row() for e in missing], EVENT_SCHEMA),
         },
+    )
+
+
+def _warning(detail: str, passed: bool = True) -> dg.AssetCheckResult:
+    """A WARN result whose description (and `detail`) says why nothing could be checked."""
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=detail,
+        metadata={"detail": detail},
     )
 
 

@@ -4,7 +4,9 @@ Two independent questions, each answered from a source the connector does not co
 - `missing_from_ledger`: approved Procore records (as staged) that have no ledger row,
   i.e. no sync has even decided about them (quarantined records do have a row);
 - `undelivered_events`: Procore's own delivery history for our hook, failing and
-  discarded, cross-checked against what the receiver stored.
+  discarded, cross-checked against what the receiver stored. That history is optional:
+  `check_deliveries` reports a 403/404 from the webhooks config API as "delivery history
+  unavailable" instead of failing (see `deltek_procore.webhooks.access`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from typing import Any
 from deltek_procore.pipeline.ingest import POSTABLE_KINDS
 from deltek_procore.pipeline.triggers import stored_event_keys
 from deltek_procore.posting.translate import bills_this_period, is_eligible
+from deltek_procore.procore.errors import ProcoreError
 from deltek_procore.procore.models import Requisition
 from deltek_procore.state.store import StateStore
+from deltek_procore.webhooks.access import HOOK_NAMESPACE, unavailable_reason
 from deltek_procore.webhooks.events import EventError, event_from_dict
 
-HOOK_NAMESPACE = "deltek-procore"
 # Statuses that can be approved spend for some kind: cheap pre-filter before parsing.
 APPROVED_STATUSES = frozenset(
     {"approved", "approved_as_noted", "Approved", "Complete", "Partially Received"}
@@ -211,7 +214,7 @@ def undelivered_events(
                 key=key,
                 resource_name=str(event.get("resource_name") or event.get("resource_type") or ""),
                 resource_id=_int(event.get("resource_id")),
-                event_type=str(event.get("event_type") or event.get("reason") or ""),
+                event_type=str(event.get("event_type") or event.get("reason") or "").lower(),
                 project_id=_int(event.get("project_id")),
                 outcome=outcome,
                 attempts=len(tries),
@@ -221,6 +224,31 @@ def undelivered_events(
             )
         )
     return sorted(out, key=lambda e: (e.outcome, e.last_attempt_at or "", e.key))
+
+
+@dataclass(frozen=True)
+class DeliveryCheck:
+    """Procore's delivery history for our hooks, or why it cannot be read."""
+
+    hooks: list[int]
+    missing: list[UndeliveredEvent]
+    unavailable: str | None = None  # "delivery history unavailable (403: ...): ..."
+
+
+def check_deliveries(
+    procore_client: Any, store: StateStore | None = None, namespace: str = HOOK_NAMESPACE
+) -> DeliveryCheck:
+    """Every undelivered event of our hooks; a 403/404 (no "Webhooks API" permission)
+    comes back as `unavailable`, any other Procore failure is raised."""
+    try:
+        hooks = hook_ids(procore_client, namespace)
+        missing = [e for hook in hooks for e in undelivered_events(procore_client, hook, store)]
+    except ProcoreError as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        return DeliveryCheck(hooks=[], missing=[], unavailable=reason)
+    return DeliveryCheck(hooks=hooks, missing=missing)
 
 
 def hook_ids(procore_client: Any, namespace: str = HOOK_NAMESPACE) -> list[int]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from deltek_procore.mapping.accounts import account_split, account_statuses, mapped_accounts
 from deltek_procore.mapping.config import MappingFile
 from deltek_procore.mapping.matching import (
     match_projects,
@@ -243,13 +244,13 @@ def used_pairs(
 def build_gl_map(
     store: StateStore, mapping: MappingFile, statuses: dict[str, set[str]] | None = None
 ) -> dict[str, Any]:
+    """Pairs in use -> account; which accounts Deltek confirmed, which it lists inactive.
+
+    Only an inactive Status in GLSummary is a problem (`bad_accounts`); an account absent
+    from GLSummary is reported as "not yet used in Deltek", never as an error.
+    """
     rules = compile_rules(mapping.gl_accounts)
-    accounts = store.get_reference("deltek_gl_accounts")
-    status = (
-        None
-        if accounts is None
-        else {str(a.get("Account")).strip(): str(a.get("Status") or "A") for a in accounts}
-    )
+    seen = account_statuses(store.get_reference("deltek_gl_accounts"))
     out: dict[str, Any] = {"pairs": [], "unmapped": [], "bad_accounts": []}
     for (code, ctype), lines in sorted(used_pairs(store, statuses).items()):
         match = rules.resolve(code, ctype)
@@ -258,11 +259,15 @@ def build_gl_map(
         out["pairs"].append(row)
         if account is None:
             out["unmapped"].append(row)
-        elif status is not None and status.get(account) != "A":
+        elif seen is not None and seen.get(account, "A") != "A":
             out["bad_accounts"].append(
-                {**row, "problem": "not in chart" if account not in status else "inactive"}
+                {**row, "problem": f"inactive in Deltek (GLSummary Status {seen[account]})"}
             )
-    out["chart_readable"] = status is not None
+    split = account_split(mapped_accounts(mapping, out["pairs"]), seen)
+    out["confirmed_accounts"] = split["confirmed"]
+    out["not_yet_used_accounts"] = split["not_yet_used"]
+    out["inactive_accounts"] = split["inactive"]
+    out["chart_readable"] = seen is not None  # GLSummary answered
     store.put_reference("gl_map", out)
     return out
 
@@ -304,9 +309,7 @@ def mapping_context(store: StateStore, mapping: MappingFile, mapping_hash: str) 
         commitment_line_types=line_types,
         commitment_vendors=commitment_vendors,
         resolve_account=resolve,
-        accounts=None
-        if accounts is None
-        else {str(a.get("Account")).strip(): str(a.get("Status") or "A") for a in accounts},
+        accounts=account_statuses(accounts),
         commitment_offset_account=mapping.defaults.commitment_offset_account,
         retainage_account=mapping.defaults.retainage_account,
         direct_cost_types=tuple(mapping.defaults.direct_cost_types),

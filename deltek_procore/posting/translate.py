@@ -55,7 +55,7 @@ class MappingContext:
     commitment_line_types: dict[int, int | None]  # commitment line id -> line item type id
     commitment_vendors: dict[int, int | None]  # commitment id -> vendor id
     resolve_account: Callable[[str, str], tuple[str, int] | None]
-    accounts: dict[str, str] | None  # account -> Status; None = chart not readable
+    accounts: dict[str, str] | None  # account -> Status in GLSummary (accounts with activity)
     commitment_offset_account: str = ""
     retainage_account: str | None = None
     direct_cost_types: Sequence[str] = ("invoice",)
@@ -172,13 +172,19 @@ def _account_for_codes(ctx: MappingContext, full_code: str, type_code: str) -> s
 
 
 def _check_account(ctx: MappingContext, account: str, why: str) -> None:
-    if ctx.accounts is None:
+    """Refuse an account only on Deltek's own word.
+
+    GLSummary lists accounts that have activity, so an account missing there may simply be
+    unused so far: Deltek's validation when the batch posts is the authority on it. An
+    account GLSummary lists with an inactive Status is Deltek's word, and is refused here.
+    """
+    status = (ctx.accounts or {}).get(account)
+    if status is None or status == "A":
         return
-    status = ctx.accounts.get(account)
-    if status is None:
-        raise Refusal(f"GL account {account} {why} is not in Deltek's chart of accounts")
-    if status != "A":
-        raise Refusal(f"GL account {account} {why} is inactive in Deltek")
+    raise Refusal(
+        f"GL account {account} {why} is inactive in Deltek (GLSummary lists it with Status "
+        f"{status}); reactivate it in Deltek or point the mapping file at an active account"
+    )
 
 
 def _amount(value: Any, what: str) -> Decimal:

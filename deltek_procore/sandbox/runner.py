@@ -34,6 +34,8 @@ class Sandbox:
     receiver_server: RunningServer | None = None
     env: dict[str, str] = field(default_factory=dict)
     started_in_s: float = 0.0
+    hook_id: int | None = None  # the Procore hook pointing at the receiver, once registered
+    webhook_note: str = ""  # why no hook was registered, when none was
 
     @property
     def webhook_url(self) -> str | None:
@@ -67,12 +69,15 @@ def start_sandbox(
     spike_limit: int = 100,
     receiver_store: Any | None = None,
     receiver_port: int | None = None,
+    webhooks_permission: bool = True,
     **procore_kwargs: Any,
 ) -> Sandbox:
     """Seed both simulators, serve them on loopback, write the sandbox mapping file.
 
     With `receiver_store` (a StateStore) the webhook receiver runs too, and a Procore
-    hook pointing at it is registered so record changes reach the connector.
+    hook pointing at it is registered so record changes reach the connector. With
+    `webhooks_permission=False` the Procore service account lacks the "Webhooks API"
+    permission: the webhooks config API answers 403 and no hook is registered.
     """
     began = time.perf_counter()
     data = seed_module.build(records=records, seed=seed)
@@ -81,6 +86,7 @@ def start_sandbox(
         procore_faults or Faults(),
         hourly_limit=hourly_limit,
         spike_limit=spike_limit,
+        webhooks_permission=webhooks_permission,
         **procore_kwargs,
     )
     deltek = DeltekSimulator(data.deltek, deltek_faults or Faults())
@@ -120,13 +126,23 @@ def start_sandbox(
         box.receiver_server = serve_in_thread(
             create_app(receiver_store, box.webhook_secret), port=receiver_port
         )
-        register_sandbox_hook(box)
+        if webhooks_permission:
+            register_sandbox_hook(box)
+        else:
+            box.webhook_note = (
+                "no hook registered: the sandbox's service account has no 'Webhooks API' "
+                "permission; the nightly poll covers changes"
+            )
     box.started_in_s = time.perf_counter() - began
     return box
 
 
 def register_sandbox_hook(box: Sandbox) -> None:
-    """Point a Procore hook at the receiver, as `deltek-procore webhooks register` would."""
+    """Point a Procore hook at the receiver, as `deltek-procore webhooks register` would.
+
+    A 403/404 (the permission switched off by a fault) leaves no hook and says why in
+    `box.webhook_note`; the sandbox still starts.
+    """
     from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
     from deltek_procore.webhooks.registration import register_webhooks
 
@@ -139,7 +155,12 @@ def register_sandbox_hook(box: Sandbox) -> None:
             company_id=int(box.env["PROCORE_COMPANY_ID"]),
         )
     )
-    register_webhooks(client, box.webhook_url, box.webhook_secret)
+    try:
+        result = register_webhooks(client, box.webhook_url, box.webhook_secret)
+    finally:
+        client.close()
+    box.hook_id = result.hook_id
+    box.webhook_note = result.summary() if result.unavailable else ""
 
 
 def sandbox_periods(box: Sandbox) -> list[str]:

@@ -9,6 +9,9 @@ Subcontractor Invoices resource and no Commitment Change Orders resource (see
 reach Deltek through the `nightly_reconciliation` schedule (and any sync run), which polls
 `filters[updated_at]`, never through a webhook. The same schedule catches events Procore
 discarded after pausing a failing endpoint for 12 h.
+
+Webhooks are optional: without the "Webhooks API" permission Procore answers 403/404, and
+registration reports that (with the permission to grant) instead of raising.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+
+from deltek_procore.procore.errors import ProcoreError
+from deltek_procore.webhooks.access import HOOK_NAMESPACE, PERMISSION_FIX, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +83,21 @@ class WebhookClient(Protocol):
 class RegistrationResult:
     """What `register_webhooks` found and did. Holds no secret."""
 
-    hook_id: int
+    hook_id: int | None
     hook_created: bool
     triggers_created: list[Trigger] = field(default_factory=list)
     triggers_existing: list[Trigger] = field(default_factory=list)
     triggers_failed: list[tuple[str, str, str]] = field(default_factory=list)  # + reason
     warnings: list[str] = field(default_factory=list)
+    unavailable: str | None = None  # the webhooks config API refused us (403/404)
 
     @property
     def ok(self) -> bool:
-        return not self.triggers_failed
+        return not self.triggers_failed and self.unavailable is None
 
     def summary(self) -> str:
+        if self.unavailable:
+            return f"no hook registered: {self.unavailable}\nto use webhooks, {PERMISSION_FIX}"
         verb = "created" if self.hook_created else "reused"
         text = (
             f"hook {self.hook_id} {verb}; triggers: {len(self.triggers_created)} created, "
@@ -101,14 +110,15 @@ def register_webhooks(
     client: WebhookClient,
     destination_url: str,
     authorization: str | SecretStr,
-    namespace: str = "deltek-procore",
+    namespace: str = HOOK_NAMESPACE,
     resources: Iterable[Trigger] = DEFAULT_TRIGGERS,
 ) -> RegistrationResult:
     """Make sure one hook of `namespace` delivers to `destination_url` with every trigger.
 
     `authorization` is the Authorization header value Procore will send (the receiver's
     configured secret). A trigger Procore refuses (e.g. a resource not enabled for the
-    company) is reported in `triggers_failed`; the others are still created.
+    company) is reported in `triggers_failed`; the others are still created. Without the
+    "Webhooks API" permission (403/404) nothing is registered and `unavailable` says why.
     """
     secret = (
         authorization.get_secret_value() if isinstance(authorization, SecretStr) else authorization
@@ -117,20 +127,25 @@ def register_webhooks(
         raise ValueError("the webhook Authorization value must not be empty")
     wanted = _unique_triggers(resources)
     warnings: list[str] = []
-
-    hook = find_hook(client.webhook_hooks(), namespace, destination_url)
-    created = hook is None
-    if hook is None:
-        hook = _unwrap(client.create_hook(namespace, destination_url, secret))
-        logger.info("created Procore webhook hook %s for %s", hook.get("id"), destination_url)
-    elif not _same_authorization(hook, secret):
-        warnings.append(
-            f"hook {hook.get('id')} sends a different Authorization header than the one "
-            "configured for the receiver; update it in Procore or every delivery gets 401"
-        )
-    hook_id = int(hook["id"])
-
-    present = _existing_triggers(client, hook, hook_id)
+    try:
+        hook = find_hook(client.webhook_hooks(), namespace, destination_url)
+        created = hook is None
+        if hook is None:
+            hook = _unwrap(client.create_hook(namespace, destination_url, secret))
+            logger.info("created Procore webhook hook %s for %s", hook.get("id"), destination_url)
+        elif not _same_authorization(hook, secret):
+            warnings.append(
+                f"hook {hook.get('id')} sends a different Authorization header than the one "
+                "configured for the receiver; update it in Procore or every delivery gets 401"
+            )
+        hook_id = int(hook["id"])
+        present = _existing_triggers(client, hook, hook_id)
+    except ProcoreError as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        logger.warning("webhooks not registered: %s", reason)
+        return RegistrationResult(hook_id=None, hook_created=False, unavailable=reason)
     made: list[Trigger] = []
     existing: list[Trigger] = []
     failed: list[tuple[str, str, str]] = []
