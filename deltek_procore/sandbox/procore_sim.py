@@ -3,9 +3,12 @@
 It serves the parts of Procore the connector reads (OAuth client credentials, company
 and project reference data, subcontractor invoices, direct costs, commitments, change
 orders) and the webhooks configuration API, with Procore's quirks kept on purpose:
-`Procore-Company-Id` enforcement, page/per_page with Total/Per-Page/Link headers,
-`filters[...]` including `a...b` ranges, list vs show shapes, Title Case commitment
-statuses, X-Rate-Limit-* headers on every response, and at-least-once webhooks.
+`Procore-Company-Id` enforcement, page/per_page with Total/Per-Page/Link headers (but
+none on the v1.0 change order list, which documents no paging and answers every row
+whatever page is asked), `filters[...]` including `a...b` ranges, list vs show shapes,
+Title Case commitment statuses, X-Rate-Limit-* headers on every response, and
+at-least-once webhooks. Every body has the fields of Procore's real response model and
+no others (docs/api/procore-fields.json; deltek_procore/sandbox/contract.py checks it).
 Faults (latency, 429, 5xx, stalls, token expiry, webhook drop/duplicate/reorder) come
 from the shared `Faults` object and can be switched while it runs.
 
@@ -492,6 +495,7 @@ class ProcoreSimulator:
             ("/rest/v1.0/requisitions/{id:int}", self._requisition_v10),
             ("/rest/v1.1/requisitions/{id:int}", self._requisition_v11),
             ("/rest/v1.0/requisitions/{id:int}/contract_items", self._requisition_items),
+            ("/rest/v1.0/requisitions/{id:int}/detail", self._requisition_detail),
             ("/rest/v1.0/requisitions/{id:int}/contract_detail_items", self._requisition_empty),
             ("/rest/v1.0/requisitions/{id:int}/change_order_items", self._requisition_empty),
             ("/rest/v1.0/commitments", self._commitments),
@@ -731,7 +735,7 @@ class ProcoreSimulator:
     def _projects(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         _int_param(request, "company_id")
         rows = self._filtered(request, self.data.procore["projects"], "projects")
-        return self._page(request, rows)
+        return self._page(request, rows, _strip_project)
 
     def _company_projects(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         rows = self._filtered(request, self.data.procore["projects"], "projects")
@@ -754,7 +758,7 @@ class ProcoreSimulator:
 
     def _project(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
         _int_param(request, "company_id")
-        return self._record("projects", request.path_params["id"])
+        return _strip_project(self._record("projects", request.path_params["id"]))
 
     def _vendors(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         if "company_id" not in request.path_params:
@@ -771,10 +775,10 @@ class ProcoreSimulator:
 
     def _cost_codes(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         rows = self._project_rows(request, "cost_codes")
-        return self._page(request, self._filtered(request, rows, "cost_codes"))
+        return self._page(request, self._filtered(request, rows, "cost_codes"), _strip_project)
 
     def _cost_code(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
-        return self._record("cost_codes", request.path_params["id"])
+        return _strip_project(self._record("cost_codes", request.path_params["id"]))
 
     def _line_item_types(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         company = _int_param(request, "company_id", required=False)
@@ -813,7 +817,12 @@ class ProcoreSimulator:
 
     def _requisition_items(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         record = self._project_record(request, "requisitions")
-        return self._page(request, record["items"])
+        return self._page(request, record["items"], _contract_item_v10)
+
+    def _requisition_detail(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
+        """G703 detail rows, one per item: the /detail model (no paging declared)."""
+        record = self._project_record(request, "requisitions")
+        return [_detail_row(item) for item in record["items"]]
 
     def _requisition_empty(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         self._project_record(request, "requisitions")
@@ -825,11 +834,11 @@ class ProcoreSimulator:
         return self._page(request, rows, _direct_cost_list)
 
     def _direct_cost(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
-        return self._project_record(request, "direct_costs")
+        return _strip_project(self._project_record(request, "direct_costs"))
 
     def _direct_cost_lines(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         record = self._project_record(request, "direct_costs")
-        lines = [dict(line, direct_cost_id=record["id"]) for line in record["line_items"]]
+        lines = [_dc_line_listed(line, record) for line in record["line_items"]]
         return self._page(request, self._filtered(request, lines, "line_items"))
 
     def _dc_lines(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
@@ -844,11 +853,7 @@ class ProcoreSimulator:
                 for i in sorted(_int_values(wanted))
                 if i in table and table[i]["project_id"] == project
             ]
-            lines = [
-                dict(line, direct_cost_id=cost["id"])
-                for cost in costs
-                for line in cost["line_items"]
-            ]
+            lines = [_dc_line_listed(line, cost) for cost in costs for line in cost["line_items"]]
         else:
             lines = self._project_dc_lines(self._project_id(request))
         return self._page(request, _apply_filters(lines, filters, "line_items", self))
@@ -858,7 +863,7 @@ class ProcoreSimulator:
         lines = self._dc_line_cache.get(project)
         if lines is None:
             lines = self._dc_line_cache[project] = [
-                dict(line, direct_cost_id=cost["id"])
+                _dc_line_listed(line, cost)
                 for cost in self.by_project["direct_costs"].get(project, [])
                 for line in cost["line_items"]
             ]
@@ -874,7 +879,7 @@ class ProcoreSimulator:
 
     def _contract_show(self, key: str) -> Callable[..., JSON]:
         def handler(request: Request, body: bytes, ctx: _Ctx) -> JSON:
-            return self._project_record(request, key)
+            return _strip_project(self._project_record(request, key))
 
         return handler
 
@@ -902,19 +907,19 @@ class ProcoreSimulator:
         if kind is None:
             raise _not_found("Commitment")
         record = self._project_record(request, kind)
-        return {**record, "type": _commitment_type(record)}
+        return {**_strip_project(record), "type": _commitment_type(record)}
 
     # change orders ---------------------------------------------------------------------
-    def _change_orders(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
+    def _change_orders(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
+        """Every matching change order at once: this list documents no page/per_page and
+        sends no Total/Per-Page/Link, whatever page is asked for (docs/api/procore.md#paging)."""
         rows = self._filtered(
             request, self._project_rows(request, "commitment_change_orders"), "change_orders"
         )
-        return self._page(
-            request, rows, lambda r: {k: v for k, v in r.items() if k != "line_items"}
-        )
+        return [_change_order_v1(r) for r in rows]
 
     def _change_order(self, request: Request, body: bytes, ctx: _Ctx) -> JSON:
-        return self._project_record(request, "commitment_change_orders")
+        return _change_order_v1(self._project_record(request, "commitment_change_orders"))
 
     def _change_order_lines(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         try:
@@ -924,10 +929,7 @@ class ProcoreSimulator:
                 404,
                 {"error": {"code": "NOT_FOUND", "message": error.body["errors"], "details": []}},
             ) from error
-        lines = [
-            _to_v2(dict(line, commitment_change_order_id=record["id"]))
-            for line in record["line_items"]
-        ]
+        lines = [_to_v2(line) for line in record["line_items"]]
         return self._page(request, lines, envelope=True, default=10, cap=100)
 
     # shared list plumbing ------------------------------------------------------------
@@ -1071,7 +1073,10 @@ class ProcoreSimulator:
         return JSONResponse(self._hook_view(self.hooks[hook_id]), 201)
 
     def _hook_view(self, hook: JSON) -> JSON:
-        return {**hook, "destination_headers": _mask(hook["destination_headers"])}
+        """A hook is owned by a company or a project: the other owner id is left out, as the
+        model declares the owner ids as integers (no null)."""
+        shown = {k: v for k, v in hook.items() if v is not None}
+        return {**shown, "destination_headers": _mask(hook["destination_headers"])}
 
     def _hook(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
         self._webhooks_access()
@@ -1099,8 +1104,10 @@ class ProcoreSimulator:
     @staticmethod
     def _trigger_view(trigger: JSON) -> JSON:
         """Triggers are stored lower case (as events carry them) and read back upper case,
-        as Procore's trigger model declares CREATE|UPDATE|DELETE."""
-        return {**trigger, "event_type": str(trigger["event_type"]).upper()}
+        as Procore's trigger model declares CREATE|UPDATE|DELETE. Ids the trigger lacks (no
+        resource_id: every record; company or project scope) are left out, not null."""
+        shown = {k: v for k, v in trigger.items() if v is not None}
+        return {**shown, "event_type": str(trigger["event_type"]).upper()}
 
     def _hook_triggers(self, request: Request, body: bytes, ctx: _Ctx) -> Any:
         self._webhooks_access()
@@ -1488,22 +1495,23 @@ class ProcoreSimulator:
         started: float | None = None,
     ) -> None:
         now = self.clock()
+        row = {
+            "hook_id": hook_id,
+            "event": event,
+            "event_id": event["id"],
+            "outcome": outcome,
+            "started_at": iso_utc(started if started is not None else now, micro=True),
+            "completed_at": iso_utc(now, micro=True),
+            "response_headers": headers or {},
+            "response_body": body,
+        }
+        if status is not None:  # no answer (connection error, drop): no status field
+            row["response_status"] = status
+        if error is not None:
+            row["response_error"] = error
         with self._lock:
-            self.webhook_deliveries.append(
-                {
-                    "id": len(self.webhook_deliveries) + 1,
-                    "hook_id": hook_id,
-                    "event": event,
-                    "event_id": event["id"],
-                    "outcome": outcome,
-                    "started_at": iso_utc(started if started is not None else now, micro=True),
-                    "completed_at": iso_utc(now, micro=True),
-                    "response_status": status,
-                    "response_headers": headers or {},
-                    "response_error": error,
-                    "response_body": body,
-                }
-            )
+            row["id"] = len(self.webhook_deliveries) + 1
+            self.webhook_deliveries.append(row)
 
 
 # --- shapes -------------------------------------------------------------------------------
@@ -1543,27 +1551,115 @@ def _requisition_view(view: str) -> Callable[[JSON], JSON]:
         )
     if view in ("extended", "items"):
         return dict
-    if view == "action_policy":
-        return lambda r: {
-            **{k: v for k, v in r.items() if k not in V11_LIST_DROP},
-            "action_policy": {"update": False, "destroy": False},
-        }
+    # default and action_policy: one model for every view, items only in extended/items
     return lambda r: {k: v for k, v in r.items() if k not in V11_LIST_DROP}
+
+
+# v1.1 item fields the v1.0 contract_items model does not have
+V10_ITEM_DROP = {
+    "materials_presently_stored_from_previous_progress",
+    "total_completed_and_stored_to_date_from_previous",
+    "materials_stored_retainage_new_materials",
+    "gross_amount",
+    "net_amount",
+}
+
+
+def _contract_item_v10(item: JSON) -> JSON:
+    return {k: v for k, v in item.items() if k not in V10_ITEM_DROP}
+
+
+def _detail_row(item: JSON) -> JSON:
+    """A /detail row from a v1.1 G703 item: the same figures plus retainage balances.
+
+    work retainage now = before + retained this period + moved from stored - released;
+    stored retainage before = now - new + moved + released.
+    """
+    cents = {k: _cents(v) for k, v in item.items() if isinstance(v, str) and _is_money(v)}
+    work_now = (
+        cents["work_completed_retainage_from_previous_application"]
+        + cents["work_completed_retainage_retained_this_period"]
+        + cents["materials_retainage_retained_moved"]
+        - cents["work_completed_retainage_released_this_period"]
+    )
+    stored_now = cents["materials_stored_retainage_currently_retained"]
+    stored_before = (
+        stored_now
+        - cents["materials_stored_retainage_new_materials"]
+        + cents["materials_retainage_retained_moved"]
+        + cents["materials_stored_retainage_released_this_period"]
+    )
+    work_before = cents["work_completed_retainage_from_previous_application"]
+    copied = (
+        "id",
+        "cost_code_id",
+        "description_of_work",
+        "scheduled_value",
+        "work_completed_from_previous_application",
+        "work_completed_this_period",
+        "materials_presently_stored",
+        "total_completed_and_stored_to_date",
+        "total_completed_and_stored_to_date_percent",
+        "work_completed_retainage_from_previous_application",
+        "work_completed_retainage_retained_this_period",
+        "work_completed_retainage_released_this_period",
+        "work_completed_retainage_percent_this_period",
+        "materials_stored_retainage_currently_retained",
+        "materials_stored_retainage_released_this_period",
+        "materials_stored_retainage_percent_this_period",
+        "materials_moved",
+        "materials_retainage_retained_moved",
+    )
+    return {
+        **{k: item[k] for k in copied if k in item},
+        "item_number": item["position"],
+        "item_type": item.get("item_type", "contract_item"),
+        "balance_to_finish": money(
+            cents["scheduled_value"] - cents["total_completed_and_stored_to_date"]
+        ),
+        "work_completed_retainage_currently_retained": money(work_now),
+        "materials_stored_retainage_from_previous_application": money(stored_before),
+        "materials_stored_retainage_retained_this_period": item[
+            "materials_stored_retainage_new_materials"
+        ],
+        "total_retainage_currently_retained": money(work_now + stored_now),
+        "total_retainage_from_previous_application": money(work_before + stored_before),
+    }
+
+
+def _is_money(text: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+\.\d{2}", text))
 
 
 def _direct_cost_list(record: JSON) -> JSON:
     """List items: vendor as the name string, amount = grand total, no line items."""
-    out = {k: v for k, v in record.items() if k != "line_items"}
-    out["vendor"] = record.get("vendor_name")
+    out = {k: v for k, v in record.items() if k not in ("line_items", "project", "project_id")}
+    if record.get("vendor_name") is not None:
+        out["vendor"] = record["vendor_name"]
     out["amount"] = record["grand_total"]
     return out
 
 
+def _dc_line_listed(line: JSON, cost: JSON) -> JSON:
+    """A direct cost line as the project-wide line list has it: its cost is the holder."""
+    return {
+        **line,
+        "holder": {"id": cost["id"], "holder_type": "DirectCost"},
+        "project": dict(cost["project"]),
+    }
+
+
 def _commitment_list(record: JSON) -> JSON:
-    out = {k: v for k, v in record.items() if k != "line_items"}
+    out = {k: v for k, v in record.items() if k not in ("line_items", "project_id")}
     vendor = record.get("vendor")
-    out["vendor"] = {"id": vendor["id"], "company": vendor["company"]} if vendor else None
+    if vendor:
+        out["vendor"] = {"id": vendor["id"], "company": vendor["company"]}
     return out
+
+
+def _change_order_v1(record: JSON) -> JSON:
+    """v1.0 change order bodies carry no line items (they come from v2.0) and no project."""
+    return {k: v for k, v in record.items() if k not in ("line_items", "project_id")}
 
 
 def _commitment_type(record: JSON) -> str:
@@ -1579,7 +1675,8 @@ def _rebalance(record: JSON, total: str, stamp: str) -> JSON:
     for field in ("amount", "total_amount", "extended_amount"):
         if field in last:
             last[field] = amount
-    last["updated_at"] = stamp
+    if "updated_at" in last:  # v2.0 change order lines have no timestamps
+        last["updated_at"] = stamp
     return last
 
 

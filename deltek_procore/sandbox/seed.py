@@ -5,12 +5,29 @@ Deltek rows in PascalCase) plus a mapping file that fits them, so the simulators
 the demo, the tests and the benchmark all work on the same world. Everything comes
 from one `random.Random(seed)`; the same (records, seed) always gives the same data.
 
+Shapes follow Procore's real response models (docs/api/procore-fields.json; the
+simulator's contract test holds both to them): vendors carry their tax id in
+`business_id`; direct-cost and contract lines nest `cost_code{}`/`line_item_type{}`
+and have no flat ids; requisition items are AIA G703 running totals with a flat
+`cost_code_id` and `line_item_id`; change-order lines are v2.0 lines that name the
+contract line they change (`commitment_line_item_id`) and carry no cost code. Each
+top-level record also holds `project_id` as sandbox bookkeeping (which project it
+lives in); the simulator serves it only where the real model has it. A change
+order's `line_items` are what the v2.0 line item endpoint serves.
+
 Deliberate rough edges, so the pipeline has something to quarantine or resolve:
 - one Procore project has no Deltek project; one Deltek project is inactive;
-- vendors match Deltek firms by vendor number (origin_code), tax id, name, a mapping
-  override, or not at all (one vendor has an empty name);
+- vendors match Deltek firms by vendor number (origin_code), tax id (business_id only:
+  another name, no vendor number), name, a mapping override, or not at all (one vendor
+  has an empty name);
 - exactly one cost code x cost type pair ("09-250" / "E") has no GL rule;
-- some invoice numbers hold quotes, ampersands, hashes, percent signs and umlauts.
+- some invoice numbers hold quotes, ampersands, hashes, percent signs and umlauts;
+- approved change orders whose lines name no contract line, only a wbs_code whose
+  flat_code ("03-300.S") gives cost code and type, and one whose line has neither (its
+  flat_code does not split): summary "wbs_only_change_orders", "unresolvable_change_orders";
+- stored materials carry over between applications: stored one month, still stored the
+  next, installed later; one contract always does it over the last three months, all
+  approved (summary "stored_materials_chain").
 """
 
 from __future__ import annotations
@@ -88,9 +105,12 @@ COST_TYPES = [
     ("S", "Subcontract"),
     ("O", "Other"),
 ]
+# Procore's line item type base_type has no "labor": labor types are "other".
+BASE_TYPES = {"L": "other", "M": "materials", "E": "equipment", "S": "commitment", "O": "other"}
 
 # (name, city, how it matches Deltek). Matching kinds:
-#   code = Deltek Vendor number == origin_code; tax = FedID == tax_id (Deltek name differs);
+#   code = Deltek Vendor number == origin_code; tax = FedID == business_id (Deltek name
+#   differs, no origin_code: only the tax id matches);
 #   name = normalised names equal; override = mappings.yaml names the firm; none = no firm.
 VENDORS = [
     ("ABC Concrete Contractors", "code"),
@@ -143,6 +163,14 @@ REQUISITION_STATUSES = {
     "revise_and_resubmit": 6,
     "pending_owner_approval": 6,
 }
+RETAINAGE_PERCENT = "10.0"  # every contract retains 10%, on work and on stored materials
+RETAINAGE_DIVISOR = 10
+# Approved change orders built on purpose after the random ones: all but the last have a
+# line naming no contract line, only a (parseable) wbs_code; the last one's line has
+# neither a contract line nor a wbs_code that splits into cost code and cost type.
+SPECIAL_CHANGE_ORDERS = 4
+UNPARSEABLE_FLAT_CODE = "OWNER-ALLOWANCE"
+UNPARSEABLE_WBS_ID = 99_000_001
 DIRECT_COST_STATUSES = {"approved": 70, "pending": 12, "draft": 10, "revise_and_resubmit": 8}
 DIRECT_COST_TYPES = {"invoice": 70, "expense": 20, "payroll": 10}
 WORK_ORDER_STATUSES = {
@@ -320,7 +348,6 @@ class _Builder:
                 "id": PROCORE_COMPANY_ID,
                 "name": COMPANY_NAME,
                 "is_active": True,
-                "logo_url": None,
                 "pcn_business_experience": False,
                 "my_company": True,
                 "project_id": None,
@@ -373,7 +400,7 @@ class _Builder:
                     "origin_id": None,
                     "origin_code": _vendor_number(i) if kind == "code" else None,
                     "origin_data": None,
-                    "tax_id": _tax_id(i) if kind in ("tax", "code") or i % 3 == 0 else None,
+                    "business_id": _tax_id(i) if kind in ("tax", "code") or i % 3 == 0 else None,
                     "address": f"{200 + i} Industrial Drive",
                     "city": "Harrisburg",
                     "state_code": "PA",
@@ -396,7 +423,7 @@ class _Builder:
                 "id": LINE_ITEM_TYPE_BASE + i,
                 "name": name,
                 "code": code,
-                "base_type": None,
+                "base_type": BASE_TYPES[code],
                 "origin_data": None,
                 "origin_id": None,
                 "project_id": None,
@@ -423,7 +450,6 @@ class _Builder:
                         "biller_id": project["id"],
                         "biller_type": "Project",
                         "budgeted": True,
-                        "parent": None,
                         "sortable_code": full,
                         "position": c + 1,
                         "created_at": project["created_at"],
@@ -470,19 +496,15 @@ class _Builder:
         return f"INV-{n:06d}"
 
     def line_ref(self, cost_code: dict, cost_type: dict) -> dict:
+        """Nested references as direct-cost and contract lines carry them (no flat ids)."""
         return {
             "cost_code": {
                 "id": cost_code["id"],
                 "name": cost_code["name"],
                 "full_code": cost_code["full_code"],
-                "origin_id": None,
             },
             "line_item_type": _type_ref(cost_type),
-            "wbs_code": {
-                "id": cost_code["id"] * 10 + cost_type["id"] % 10,
-                "flat_code": f"{cost_code['full_code']}.{cost_type['code']}",
-                "description": f"{cost_code['name']}.{cost_type['name']}",
-            },
+            "wbs_code": _wbs_code(cost_code, cost_type),
         }
 
     # commitments ---------------------------------------------------------------------
@@ -497,9 +519,11 @@ class _Builder:
         for i in range(count):
             p = self.pick_project()
             project = self.projects[p]
+            project_ref = {"id": project["id"], "name": project["name"]}
             first_month, last_month = self.project_months[p]
             is_woc = i % 10 < 7
             prefix = "SC" if is_woc else "PO"
+            holder_type = "WorkOrderContract" if is_woc else "PurchaseOrderContract"
             numbers[(p, prefix)] = numbers.get((p, prefix), 0) + 1
             status = pick_woc() if is_woc else pick_po()
             month = _rand(rng, first_month, max(first_month + 1, last_month - 2))
@@ -515,32 +539,27 @@ class _Builder:
                 cents = _rand(rng, 5_000, 400_000) * 100 + rng.choice((0, 0, 50, 25))
                 total += cents
                 qty = _rand(rng, 1, 401)
-                line = {
-                    "id": line_id,
-                    "amount": money(cents),
-                    "total_amount": money(cents),
-                    "extended_amount": money(cents),
-                    "quantity": f"{qty}.0",
-                    "unit_cost": money(cents // qty),
-                    "uom": "ls" if is_woc else "ea",
-                    "description": f"{code['name']} - {ctype['name']}",
-                    "extended_type": "manual",
-                    "position": pos_n,
-                    "tax_code_id": None,
-                    "cost_code_id": code["id"],
-                    "line_item_type_id": ctype["id"],
-                    **self.line_ref(code, ctype),
-                    "holder": {
-                        "id": COMMITMENT_BASE + i,
-                        "holder_type": "WorkOrderContract" if is_woc else "PurchaseOrderContract",
-                    },
-                    "origin_id": None,
-                    "created_at": created,
-                    "updated_at": updated,
-                    "project_id": project["id"],
-                }
+                lines.append(
+                    {
+                        "id": line_id,
+                        "amount": money(cents),
+                        "total_amount": money(cents),
+                        "extended_amount": money(cents),
+                        "quantity": f"{qty}.0",
+                        "unit_cost": money(cents // qty),
+                        "uom": "ls" if is_woc else "ea",
+                        "description": f"{code['name']} - {ctype['name']}",
+                        "extended_type": "manual",
+                        "position": pos_n,
+                        **self.line_ref(code, ctype),
+                        "holder": {"id": COMMITMENT_BASE + i, "holder_type": holder_type},
+                        "project": dict(project_ref),
+                        "origin_id": None,
+                        "created_at": created,
+                        "updated_at": updated,
+                    }
+                )
                 line_id += 1
-                lines.append(line)
             record = {
                 "id": COMMITMENT_BASE + i,
                 "number": f"{prefix}-{numbers[(p, prefix)]:03d}",
@@ -556,109 +575,160 @@ class _Builder:
                 "total_payments": "0.00",
                 "total_requisitions_amount": "0.00",
                 "remaining_balance_outstanding": money(total),
-                "retainage_percent": "10.0" if is_woc else None,
+                "retainage_percent": RETAINAGE_PERCENT,
                 "contract_date": cal.day(day),
                 "origin_id": None,
-                "origin_code": None,
-                "project": {"id": project["id"], "name": project["name"]},
-                "vendor": {
-                    "id": vendor["id"],
-                    "company": vendor["name"],
-                    "origin_id": None,
-                    "origin_data": None,
-                },
+                "project": project_ref,
+                "vendor": {"id": vendor["id"], "company": vendor["name"]},
                 "created_at": created,
                 "updated_at": updated,
-                "deleted_at": None,
                 "line_items": lines,
                 "project_id": project["id"],
                 "_month": month,
+                "_day": day,
             }
             (wocs if is_woc else pos).append(record)
         self.out["work_order_contracts"] = wocs
         self.out["purchase_order_contracts"] = pos
 
+    def postable_contracts(self) -> list[dict]:
+        """Contracts whose spend the connector can post end to end (billable, in a Deltek
+        project, vendor matched), best first: the deliberate cases are built on these."""
+        matched_vendor = {VENDOR_BASE + i for i, (_n, kind) in enumerate(VENDORS) if kind != "none"}
+
+        def rank(contract: dict) -> tuple:
+            return (
+                contract["status"] != "Approved",
+                not contract["number"].startswith("SC"),
+                contract["vendor"]["id"] not in matched_vendor,
+                contract["_month"] > self.cal.months - 4,
+                contract["id"],
+            )
+
+        contracts = [
+            c
+            for c in self.out["work_order_contracts"] + self.out["purchase_order_contracts"]
+            if c["status"] in BILLABLE_COMMITMENT
+            and PROJECTS[self._project_index(c["project_id"])][4]
+        ]
+        return sorted(contracts, key=rank)
+
     # change orders -------------------------------------------------------------------
     def change_orders(self, count: int) -> None:
-        rng, cal = self.rng, self.cal
+        """Random COs, then the deliberate ones: a few whose lines name no contract line
+        (only a wbs_code, parseable) and one whose line has neither a contract line nor a
+        parseable wbs_code (the connector must quarantine it)."""
+        rng = self.rng
         pick = _Picker(CHANGE_ORDER_STATUSES, rng)
         contracts = self.out["work_order_contracts"] + self.out["purchase_order_contracts"]
         contracts.sort(key=lambda c: c["id"])
-        per_contract: dict[int, int] = {}
+        special = SPECIAL_CHANGE_ORDERS
+        self.co_per_contract: dict[int, int] = {}
+        self.co_line_id = CHANGE_ORDER_LINE_BASE
         orders = []
-        line_id = CHANGE_ORDER_LINE_BASE
-        for i in range(count):
+        for i in range(count - special):
             contract = rng.choice(contracts)
-            per_contract[contract["id"]] = per_contract.get(contract["id"], 0) + 1
             status = pick()
-            p_last = self.project_months[self._project_index(contract["project_id"])][1]
-            month = _rand(rng, contract["_month"], p_last)
-            day = cal.random_day(rng, month)
-            created, updated = _times(rng, cal, day)
             sign = -1 if rng.random() < 0.12 else 1
-            lines = []
-            total = 0
-            for line in rng.sample(
+            chosen = rng.sample(
                 contract["line_items"], min(len(contract["line_items"]), _rand(rng, 1, 3))
-            ):
-                cents = sign * (_rand(rng, 500, 40_000) * 100 + rng.choice((0, 75)))
-                total += cents
-                lines.append(
-                    {
-                        "id": line_id,
-                        "description": f"Change to {line['description']}",
-                        "amount": money(cents),
-                        "quantity": "1.0",
-                        "unit_cost": money(cents),
-                        "uom": "ls",
-                        "cost_code_id": line["cost_code_id"],
-                        "line_item_type_id": line["line_item_type_id"],
-                        "cost_code": dict(line["cost_code"]),
-                        "line_item_type": dict(line["line_item_type"]),
-                        "contract_line_item_id": line["id"],
-                        "created_at": created,
-                        "updated_at": updated,
-                        "project_id": contract["project_id"],
-                    }
-                )
-                line_id += 1
-            reviewed = status in ("approved", "rejected", "void", "no_charge")
-            orders.append(
-                {
-                    "id": CHANGE_ORDER_BASE + i,
-                    "type": "CommitmentChangeOrder",
-                    "contract_id": contract["id"],
-                    "batch_id": None,
-                    "number": f"{per_contract[contract['id']]:03d}",
-                    "title": f"CO {per_contract[contract['id']]:03d} on {contract['number']}",
-                    "description": "Owner-directed change" if sign > 0 else "Scope reduction",
-                    "status": status,
-                    "executed": status == "approved",
-                    "paid": False,
-                    "grand_total": money(total),
-                    "revision": 0,
-                    "due_date": cal.day(min(day + 14, cal.end_ordinal)),
-                    "invoiced_date": None,
-                    "reviewed_at": cal.stamp(day, 16 * 3600 + i % 3600) if reviewed else None,
-                    "created_at": created,
-                    "updated_at": updated,
-                    "created_by": {"id": USER_ID, "name": "Pat Project-Manager"},
-                    "reviewed_by": {"id": USER_ID, "name": "Pat Project-Manager"}
-                    if reviewed
-                    else None,
-                    "change_order_change_reason": {"id": 1, "change_reason": "Owner Request"},
-                    "line_items": lines,
-                    "project_id": contract["project_id"],
-                }
             )
+            amounts = [sign * (_rand(rng, 500, 40_000) * 100 + rng.choice((0, 75))) for _ in chosen]
+            lines = [
+                self.co_line(position, cents, line, line["wbs_code"], line["description"])
+                for position, (line, cents) in enumerate(zip(chosen, amounts, strict=True), 1)
+            ]
+            orders.append(self.change_order(CHANGE_ORDER_BASE + i, contract, status, lines))
+        self.wbs_only_orders: list[int] = []
+        self.unresolvable_orders: list[int] = []
+        postable = self.postable_contracts() or contracts
+        for k in range(special):
+            contract = postable[k % len(postable)]
+            order_id = CHANGE_ORDER_BASE + count - special + k
+            cents = _rand(rng, 500, 20_000) * 100
+            if k < special - 1:  # the contract line's cost code x cost type, as a wbs_code only
+                line = contract["line_items"][-1]
+                lines = [self.co_line(1, cents, None, line["wbs_code"], line["description"])]
+                self.wbs_only_orders.append(order_id)
+            else:
+                wbs = {
+                    "id": UNPARSEABLE_WBS_ID,
+                    "flat_code": UNPARSEABLE_FLAT_CODE,
+                    "description": "Owner allowance",
+                }
+                lines = [self.co_line(1, cents, None, wbs, "Owner allowance")]
+                self.unresolvable_orders.append(order_id)
+            orders.append(self.change_order(order_id, contract, "approved", lines))
         self.out["commitment_change_orders"] = orders
+
+    def co_line(self, position: int, cents: int, line: dict | None, wbs: dict, what: str) -> dict:
+        """One v2.0 change-order line: no cost code, no cost type (see the Commitment change
+        orders section of docs/api/procore.md)."""
+        self.co_line_id += 1
+        return {
+            "id": self.co_line_id - 1,
+            "description": f"Change to {what}",
+            "amount": money(cents),
+            "quantity": 1.0,
+            "unit_cost": money(cents),
+            "uom": "ls",
+            "extended_type": "manual",
+            "position": position,
+            "commitment_line_item_id": line["id"] if line else None,
+            "prime_line_item_id": None,
+            "wbs_code_id": wbs["id"],
+            "wbs_code": dict(wbs),
+            "work_breakdown_structure": {},
+        }
+
+    def change_order(self, order_id: int, contract: dict, status: str, lines: list) -> dict:
+        rng, cal = self.rng, self.cal
+        number = self.co_per_contract[contract["id"]] = (
+            self.co_per_contract.get(contract["id"], 0) + 1
+        )
+        p_last = self.project_months[self._project_index(contract["project_id"])][1]
+        month = _rand(rng, contract["_month"], p_last)
+        day = cal.random_day(rng, month)
+        created, updated = _times(rng, cal, day)
+        total = sum(_cents(line["amount"]) for line in lines)
+        reviewed = status in ("approved", "rejected", "void", "no_charge")
+        return {
+            "id": order_id,
+            "type": "CommitmentChangeOrder",
+            "contract_id": contract["id"],
+            "batch_id": None,
+            "number": f"{number:03d}",
+            "title": f"CO {number:03d} on {contract['number']}",
+            "description": "Owner-directed change" if total >= 0 else "Scope reduction",
+            "status": status,
+            "executed": status == "approved",
+            "paid": False,
+            "grand_total": money(total),
+            "revision": 0,
+            "due_date": cal.day(min(day + 14, cal.end_ordinal)),
+            "invoiced_date": None,
+            "reviewed_at": cal.stamp(day, 16 * 3600 + order_id % 3600) if reviewed else None,
+            "created_at": created,
+            "updated_at": updated,
+            "created_by": {"id": USER_ID, "name": "Pat Project-Manager"},
+            "reviewed_by": {"id": USER_ID, "name": "Pat Project-Manager"} if reviewed else None,
+            "change_order_change_reason": {"id": 1, "change_reason": "Owner Request"},
+            "line_items": lines,  # served by the v2.0 line item endpoint, not in v1 bodies
+            "project_id": contract["project_id"],
+        }
 
     def _project_index(self, project_id: int) -> int:
         return project_id - PROJECT_BASE
 
     # requisitions --------------------------------------------------------------------
     def requisitions(self, count: int) -> None:
-        rng, cal = self.rng, self.cal
+        """Pay applications per contract, month by month, as AIA G703 running totals.
+
+        One contract (when the window spans >= 3 months) gets the stored-materials chain:
+        its first line stores materials in month end-2, carries them in end-1 and
+        installs them in the last month, all three applications approved.
+        """
+        rng = self.rng
         pick = _Picker(REQUISITION_STATUSES, rng)
         contracts = [
             c
@@ -666,128 +736,138 @@ class _Builder:
             if c["status"] in BILLABLE_COMMITMENT
         ]
         contracts.sort(key=lambda c: c["id"])
+        chain = self.chain_contract()
+        others = [c for c in contracts if c is not chain] or contracts
         shares: dict[int, int] = {}
-        for _ in range(count):
-            chosen = rng.choice(contracts)["id"]
+        for _ in range(count - (3 if chain else 0)):
+            chosen = rng.choice(others)["id"]
             shares[chosen] = shares.get(chosen, 0) + 1
-        requisitions = []
-        rid, item_id = REQUISITION_BASE, REQUISITION_ITEM_BASE
+        if chain is not None:
+            shares[chain["id"]] = 3
+        self.requisition_id, self.item_id = REQUISITION_BASE, REQUISITION_ITEM_BASE
+        requisitions: list[dict] = []
         for contract in contracts:
             n = shares.get(contract["id"], 0)
             if not n:
                 continue
-            project_id = contract["project_id"]
-            last_month = self.project_months[self._project_index(project_id)][1]
-            span = list(range(min(contract["_month"] + 1, last_month - 1), last_month))
-            months = sorted(rng.sample(span, n) if n <= len(span) else rng.choices(span, k=n))
-            done = {line["id"]: 0 for line in contract["line_items"]}
-            retained_total = 0
-            previous_id = None
-            is_woc = contract["number"].startswith("SC")
-            vendor = self.vendors[contract["vendor"]["id"] - VENDOR_BASE]
-            for number, month in enumerate(months, 1):
-                items, period_total, period_retained = [], 0, 0
-                for position, line in enumerate(contract["line_items"], 1):
-                    scheduled = _cents(line["amount"])
-                    left = scheduled - done[line["id"]]
-                    work = min(left, scheduled * _rand(rng, 4, 23) // 100)
-                    stored = 0
-                    if rng.random() < 0.2:
-                        stored = min(left - work, scheduled * _rand(rng, 1, 6) // 100)
-                    work_ret, stored_ret = work // 10, stored // 10
-                    previous = done[line["id"]]
-                    done[line["id"]] += work + stored
-                    period_total += work + stored
-                    period_retained += work_ret + stored_ret
-                    items.append(
-                        {
-                            "id": item_id,
-                            "item_type": "contract_item",
-                            "accounting_method": "amount",
-                            "cost_code_id": line["cost_code_id"],
-                            "line_item_id": line["id"],
-                            "description_of_work": line["description"],
-                            "scheduled_value": line["amount"],
-                            "work_completed_from_previous_application": money(previous),
-                            "work_completed_this_period": money(work),
-                            "materials_presently_stored": money(stored),
-                            "work_completed_retainage_retained_this_period": money(work_ret),
-                            "materials_stored_retainage_retained_this_period": money(stored_ret),
-                            "total_completed_and_stored_to_date": money(done[line["id"]]),
-                            "net_amount": money(work + stored - work_ret - stored_ret),
-                            "position": position,
-                        }
-                    )
-                    item_id += 1
-                retained_total += period_retained
-                status = pick()
-                period = self.periods[(project_id, month)]
-                billing_day = cal.random_day(rng, month)
-                created, updated = _times(rng, cal, billing_day)
-                contract_total = _cents(contract["grand_total"])
-                completed = sum(done.values())
-                requisitions.append(
-                    {
-                        "id": rid,
-                        "project_id": project_id,
-                        "commitment_id": contract["id"],
-                        "commitment_type": "WorkOrderContract"
-                        if is_woc
-                        else "PurchaseOrderContract",
-                        "contract_name": contract["title"],
-                        "vendor_id": vendor["id"],
-                        "vendor_name": vendor["name"],
-                        "invoice_number": None
-                        if status == "draft" and number % 2
-                        else self.invoice_number(),
-                        "number": number,
-                        "period_id": period["id"],
-                        "billing_date": cal.day(billing_day),
-                        "requisition_start": period["start_date"],
-                        "requisition_end": period["end_date"],
-                        "status": status,
-                        "erp_status": None,
-                        "submitted_at": cal.day(billing_day),
-                        "payment_date": None,
-                        "final": False,
-                        "percent_complete": f"{completed * 100 / max(contract_total, 1):.2f}%",
-                        "total_claimed_amount": money(period_total),
-                        "origin_id": None,
-                        "origin_data": None,
-                        "comment": None,
-                        "created_at": created,
-                        "updated_at": updated,
-                        "previous_requisition_id": previous_id,
-                        "created_by": {
-                            "id": USER_ID + 1 + vendor["id"] % 50,
-                            "name": "Vendor billing contact",
-                            "login": f"billing{vendor['id']}@vendor.example",
-                            "company_name": vendor["name"],
-                        },
-                        "currency_configuration": {"currency_iso_code": "USD"},
-                        "summary": {
-                            "original_contract_sum": contract["grand_total"],
-                            "net_change_by_change_orders": "0.00",
-                            "contract_sum_to_date": contract["grand_total"],
-                            "total_completed_and_stored_to_date": money(completed),
-                            "total_retainage": money(retained_total),
-                            "total_earned_less_retainage": money(completed - retained_total),
-                            "less_previous_certificates_for_payment": money(
-                                completed - period_total - (retained_total - period_retained)
-                            ),
-                            "current_payment_due": money(period_total - period_retained),
-                            "balance_to_finish_including_retainage": money(
-                                contract_total - completed + retained_total
-                            ),
-                        },
-                        "items": items,
-                        "item_packages": [],
-                    }
-                )
-                previous_id = rid
-                rid += 1
+            last_month = self.project_months[self._project_index(contract["project_id"])][1]
+            if contract is chain:
+                months = [last_month - 3, last_month - 2, last_month - 1]
+                statuses = ["approved"] * 3
+            else:
+                span = list(range(min(contract["_month"] + 1, last_month - 1), last_month))
+                months = sorted(rng.sample(span, n) if n <= len(span) else rng.choices(span, k=n))
+                statuses = [pick() for _ in months]
+            requisitions += self.applications(contract, months, statuses, contract is chain)
         requisitions.sort(key=lambda r: r["id"])
         self.out["requisitions"] = requisitions
+
+    def chain_contract(self) -> dict | None:
+        """The contract that carries stored materials over three approved applications."""
+        months = self.cal.months
+        for contract in self.postable_contracts():
+            first, last = self.project_months[self._project_index(contract["project_id"])]
+            if last == months and last - first >= 3 and contract["_month"] <= last - 3:
+                return contract
+        return None
+
+    def applications(
+        self, contract: dict, months: list[int], statuses: list[str], chain: bool
+    ) -> list[dict]:
+        rng, cal = self.rng, self.cal
+        project_id = contract["project_id"]
+        is_woc = contract["number"].startswith("SC")
+        vendor = self.vendors[contract["vendor"]["id"] - VENDOR_BASE]
+        state = {line["id"]: _LineState() for line in contract["line_items"]}
+        out: list[dict] = []
+        previous_id = None
+        for number, (month, status) in enumerate(zip(months, statuses, strict=True), 1):
+            items = []
+            for position, line in enumerate(contract["line_items"], 1):
+                st = state[line["id"]]
+                scheduled = _cents(line["amount"])
+                work, new, moved = self.progress(scheduled, st, chain and position == 1, number)
+                if chain and position > 1:
+                    new = 0
+                item, state[line["id"]] = _g703_item(
+                    self.item_id, position, line, st, work, new, moved
+                )
+                items.append(item)
+                self.item_id += 1
+            period = self.periods[(project_id, month)]
+            billing_day = cal.random_day(rng, month)
+            if month == contract["_month"]:  # billed after the contract was signed
+                billing_day = min(max(billing_day, contract["_day"] + 1), cal.month_end(month))
+            created, updated = _times(rng, cal, billing_day)
+            record = {
+                "id": self.requisition_id,
+                "project_id": project_id,
+                "commitment_id": contract["id"],
+                "commitment_type": "WorkOrderContract" if is_woc else "PurchaseOrderContract",
+                "contract_name": contract["title"],
+                "vendor_id": vendor["id"],
+                "vendor_name": vendor["name"],
+                "invoice_number": None
+                if status == "draft" and number % 2
+                else self.invoice_number(),
+                "number": number,
+                "period_id": period["id"],
+                "billing_date": cal.day(billing_day),
+                "requisition_start": period["start_date"],
+                "requisition_end": period["end_date"],
+                "status": status,
+                "submitted_at": cal.day(billing_day),
+                "payment_date": None,
+                "final": False,
+                "origin_id": None,
+                "origin_data": None,
+                "created_at": created,
+                "updated_at": updated,
+                "created_by": {
+                    "id": USER_ID + 1 + vendor["id"] % 50,
+                    "name": "Vendor billing contact",
+                    "login": f"billing{vendor['id']}@vendor.example",
+                    "company_name": vendor["name"],
+                },
+                "currency_configuration": {"currency_iso_code": "USD"},
+                **_g702(contract, items),
+                "items": items,
+                "item_packages": [],
+            }
+            if previous_id is not None:
+                record["previous_requisition_id"] = previous_id
+            out.append(record)
+            previous_id = self.requisition_id
+            self.requisition_id += 1
+        if chain:
+            self.stored_materials_chain = {
+                "commitment_id": contract["id"],
+                "line_item_id": contract["line_items"][0]["id"],
+                "requisition_ids": [r["id"] for r in out],
+                "item_ids": [r["items"][0]["id"] for r in out],
+                "months": [cal.day(cal.first[m])[:7] for m in months],
+            }
+        return out
+
+    def progress(
+        self, scheduled: int, st: _LineState, chain: bool, number: int
+    ) -> tuple[int, int, int]:
+        """(work this period excluding installed stored materials, new materials stored,
+        stored materials installed) for one line, in cents, all multiples of 10 cents."""
+        rng = self.rng
+        left = scheduled - st.work - st.stored
+        work = _tens(min(left, scheduled * _rand(rng, 4, 23) // 100))
+        moved = 0
+        if st.stored:
+            roll = rng.random()
+            moved = st.stored if roll < 0.45 else _tens(st.stored // 2) if roll < 0.6 else 0
+        new = 0
+        if rng.random() < 0.2:
+            new = _tens(min(left - work, scheduled * _rand(rng, 1, 6) // 100))
+        if chain:  # stored in the first, carried in the second, installed in the third
+            new = _tens(min(left - work, scheduled * 8 // 100)) if number == 1 else 0
+            moved = st.stored if number == 3 else 0
+        return work, new, moved
 
     # direct costs --------------------------------------------------------------------
     def direct_costs(self, count: int) -> None:
@@ -807,7 +887,7 @@ class _Builder:
             vendor = None if kind == "payroll" else self.pick_vendor()
             lines, total = [], 0
             type_codes = {"invoice": "MMEOS", "expense": "OOM", "payroll": "L"}[kind]
-            for _ in range(_rand(rng, 1, 4)):
+            for position in range(1, _rand(rng, 1, 4) + 1):
                 code = rng.choice(self.codes_by_project[project["id"]])
                 ctype = self.type_by_code[rng.choice(type_codes)]
                 cents = _rand(rng, 2_000, 2_500_000)
@@ -823,8 +903,7 @@ class _Builder:
                         "unit_cost": money(cents // qty),
                         "uom": "ea",
                         "extended_type": "manual",
-                        "cost_code_id": code["id"],
-                        "line_item_type_id": ctype["id"],
+                        "position": position,
                         **self.line_ref(code, ctype),
                         "created_at": created,
                         "updated_at": updated,
@@ -832,38 +911,36 @@ class _Builder:
                 )
                 line_id += 1
             received = min(day + _rand(rng, 0, 13), cal.end_ordinal)
-            costs.append(
-                {
-                    "id": DIRECT_COST_BASE + i,
-                    "direct_cost_type": kind,
-                    "status": status,
-                    "invoice_number": self.invoice_number()
-                    if kind != "payroll"
-                    else f"PR-{cal.day(day)}-{i}",
-                    "description": {
-                        "invoice": "Supplier invoice",
-                        "expense": "Field expense",
-                        "payroll": "Weekly payroll",
-                    }[kind]
-                    + f" {cal.day(day)[:7]}",
-                    "direct_cost_date": cal.day(day),
-                    "received_date": cal.day(received),
-                    "payment_date": None,
-                    "terms": "Net 30",
-                    "grand_total": money(total),
-                    "vendor": {"id": vendor["id"], "name": vendor["name"]} if vendor else None,
-                    "vendor_id": vendor["id"] if vendor else None,
-                    "vendor_name": vendor["name"] if vendor else None,
-                    "employee": {"id": USER_ID + 7, "name": "Field Crew"}
-                    if kind == "payroll"
-                    else None,
-                    "origin_id": None,
-                    "created_at": created,
-                    "updated_at": updated,
-                    "line_items": lines,
-                    "project_id": project["id"],
-                }
-            )
+            cost = {
+                "id": DIRECT_COST_BASE + i,
+                "direct_cost_type": kind,
+                "status": status,
+                "invoice_number": self.invoice_number()
+                if kind != "payroll"
+                else f"PR-{cal.day(day)}-{i}",
+                "description": {
+                    "invoice": "Supplier invoice",
+                    "expense": "Field expense",
+                    "payroll": "Weekly payroll",
+                }[kind]
+                + f" {cal.day(day)[:7]}",
+                "direct_cost_date": cal.day(day),
+                "received_date": cal.day(received),
+                "terms": "Net 30",
+                "grand_total": money(total),
+                "project": {"id": project["id"], "name": project["name"]},
+                "created_at": created,
+                "updated_at": updated,
+                "line_items": lines,
+                "project_id": project["id"],
+            }
+            if vendor is not None:
+                cost["vendor"] = {"id": vendor["id"], "name": vendor["name"]}
+                cost["vendor_id"] = vendor["id"]
+                cost["vendor_name"] = vendor["name"]
+            else:
+                cost["employee"] = {"id": USER_ID + 7, "name": "Field Crew"}
+            costs.append(cost)
         self.out["direct_costs"] = costs
 
     def ensure_unmapped_pair(self) -> None:
@@ -885,12 +962,7 @@ class _Builder:
                     if c["full_code"] == code_name
                 )
                 ctype = self.type_by_code[type_code]
-                line.update(
-                    cost_code_id=code["id"],
-                    line_item_type_id=ctype["id"],
-                    description=f"{code['name']} equipment",
-                    **self.line_ref(code, ctype),
-                )
+                line.update(description=f"{code['name']} equipment", **self.line_ref(code, ctype))
                 return
 
     def build(self) -> dict[str, list[dict]]:
@@ -898,9 +970,10 @@ class _Builder:
         self.vendor_weights = list(accumulate(0.2 if not v["name"] else 1.0 for v in self.vendors))
         self.project_indexes = list(range(len(self.projects)))
         self.project_weights = list(accumulate(row[6] for row in PROJECTS))
+        self.stored_materials_chain: dict | None = None
         n_commit = max(14, self.records // 10)
-        n_change = max(12, self.records // 10)
-        n_req = max(6, self.records * 4 // 10)
+        n_change = max(len(CHANGE_ORDER_STATUSES) + SPECIAL_CHANGE_ORDERS, self.records // 10)
+        n_req = max(len(REQUISITION_STATUSES) + 3, self.records * 4 // 10)
         n_direct = max(12, self.records - n_commit - n_change - n_req)
         self.commitments(n_commit)
         self.change_orders(n_change)
@@ -908,8 +981,138 @@ class _Builder:
         self.direct_costs(n_direct)
         self.ensure_unmapped_pair()
         for contract in self.out["work_order_contracts"] + self.out["purchase_order_contracts"]:
-            del contract["_month"]
+            del contract["_month"], contract["_day"]
         return self.out
+
+
+@dataclass(frozen=True)
+class _LineState:
+    """One contract line after an application, in cents: work completed to date (not
+    counting stored materials), materials stored now, work retainage held."""
+
+    work: int = 0
+    stored: int = 0
+    work_retainage: int = 0
+
+
+def _tens(cents: int) -> int:
+    """Down to a multiple of 10 cents, so 10% retainage is always a whole cent."""
+    return max(0, cents - cents % 10)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part * 100 / whole:.2f}" if whole else "0.00"
+
+
+def _g703_item(
+    item_id: int, position: int, line: dict, before: _LineState, work: int, new: int, moved: int
+) -> tuple[dict, _LineState]:
+    """One G703 line of an application (the v1.1 requisition item) and the line's new state.
+
+    work = work this period other than installing stored materials; new = materials newly
+    stored; moved = stored materials installed this period (billed before, now work).
+    """
+    this_period = work + moved
+    stored_now = before.stored + new - moved
+    work_retained = work // RETAINAGE_DIVISOR  # retainage on moved materials was held already
+    moved_retainage = moved // RETAINAGE_DIVISOR
+    new_retainage = new // RETAINAGE_DIVISOR
+    to_date = before.work + this_period + stored_now
+    gross = this_period + stored_now - before.stored
+    scheduled = _cents(line["amount"])
+    item = {
+        "id": item_id,
+        "item_type": "contract_item",
+        "accounting_method": "amount",
+        "cost_code_id": line["cost_code"]["id"],
+        "line_item_id": line["id"],
+        "description_of_work": line["description"],
+        "scheduled_value": line["amount"],
+        "work_completed_from_previous_application": money(before.work),
+        "work_completed_this_period": money(this_period),
+        "materials_presently_stored": money(stored_now),
+        "materials_presently_stored_from_previous_progress": money(before.stored),
+        "materials_moved": money(moved),
+        "total_completed_and_stored_to_date": money(to_date),
+        "total_completed_and_stored_to_date_percent": _pct(to_date, scheduled),
+        "total_completed_and_stored_to_date_from_previous": money(before.work + before.stored),
+        "work_completed_retainage_from_previous_application": money(before.work_retainage),
+        "work_completed_retainage_retained_this_period": money(work_retained),
+        "work_completed_retainage_percent_this_period": RETAINAGE_PERCENT,
+        "work_completed_retainage_released_this_period": "0.00",
+        "materials_stored_retainage_new_materials": money(new_retainage),
+        "materials_retainage_retained_moved": money(moved_retainage),
+        "materials_stored_retainage_currently_retained": money(stored_now // RETAINAGE_DIVISOR),
+        "materials_stored_retainage_percent_this_period": RETAINAGE_PERCENT,
+        "materials_stored_retainage_released_this_period": "0.00",
+        "gross_amount": money(gross),
+        "net_amount": money(gross - work_retained - new_retainage),
+        "wbs_code": dict(line["wbs_code"]),
+        "position": position,
+    }
+    after = _LineState(
+        before.work + this_period,
+        stored_now,
+        before.work_retainage + work_retained + moved_retainage,
+    )
+    return item, after
+
+
+def _g702(contract: dict, items: list[dict]) -> dict:
+    """The application's G702 summary and claimed amount, summed from its G703 items."""
+
+    def total(key: str) -> int:
+        return sum(_cents(item[key]) for item in items)
+
+    gross = total("gross_amount")
+    held_now = total("work_completed_retainage_retained_this_period") + total(
+        "materials_stored_retainage_new_materials"
+    )
+    work_balance = (
+        total("work_completed_retainage_from_previous_application")
+        + total("work_completed_retainage_retained_this_period")
+        + total("materials_retainage_retained_moved")
+    )
+    stored_balance = total("materials_stored_retainage_currently_retained")
+    retained = work_balance + stored_balance
+    to_date = total("total_completed_and_stored_to_date")
+    due = gross - held_now
+    contract_sum = _cents(contract["grand_total"])
+    return {
+        "percent_complete": f"{to_date * 100 / max(contract_sum, 1):.2f}%",
+        "total_claimed_amount": money(gross),
+        "summary": {
+            "original_contract_sum": contract["grand_total"],
+            "net_change_by_change_orders": "0.00",
+            "contract_sum_to_date": contract["grand_total"],
+            "total_completed_and_stored_to_date": money(to_date),
+            "completed_work_retainage_percent": RETAINAGE_PERCENT,
+            "completed_work_retainage_amount": money(work_balance),
+            "stored_materials_retainage_percent": RETAINAGE_PERCENT,
+            "stored_materials_retainage_amount": money(stored_balance),
+            "total_retainage": money(retained),
+            "total_earned_less_retainage": money(to_date - retained),
+            "less_previous_certificates_for_payment": money(to_date - retained - due),
+            "current_payment_due": money(due),
+            "balance_to_finish_including_retainage": money(contract_sum - to_date + retained),
+            "new_materials": money(
+                total("materials_presently_stored")
+                - total("materials_presently_stored_from_previous_progress")
+                + total("materials_moved")
+            ),
+            "stored_materials": money(total("materials_presently_stored")),
+            "tax_applicable_to_this_payment": "0.00",
+        },
+    }
+
+
+def _wbs_code(cost_code: dict, cost_type: dict) -> dict:
+    """flat_code = the cost code's full code, ".", the cost type code (e.g. "03-300.S")."""
+    return {
+        "id": cost_code["id"] * 10 + cost_type["id"] % 10,
+        "flat_code": f"{cost_code['full_code']}.{cost_type['code']}",
+        "description": f"{cost_code['name']}.{cost_type['name']}",
+    }
 
 
 def _cents(text: str) -> int:
@@ -919,7 +1122,12 @@ def _cents(text: str) -> int:
 
 
 def _type_ref(ctype: dict) -> dict:
-    return {"id": ctype["id"], "name": ctype["name"], "code": ctype["code"], "base_type": None}
+    return {
+        "id": ctype["id"],
+        "name": ctype["name"],
+        "code": ctype["code"],
+        "base_type": ctype["base_type"],
+    }
 
 
 def _vendor_number(index: int) -> str:
@@ -1134,7 +1342,7 @@ def _mappings_yaml(procore: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(procore: dict[str, list[dict]]) -> dict:
+def _summary(procore: dict[str, list[dict]], builder: _Builder) -> dict:
     counts = {key: len(rows) for key, rows in procore.items()}
     matches = {
         kind: [name for name, k in VENDORS if k == kind]
@@ -1152,6 +1360,11 @@ def _summary(procore: dict[str, list[dict]]) -> dict:
         "inactive_deltek_project": INACTIVE_DELTEK_PROJECT[0],
         "phased_project": PHASED_PROJECT,
         "vendor_matches": matches,
+        # The deliberate cases, by id, so end-to-end tests can follow them:
+        # {"commitment_id", "line_item_id", "requisition_ids", "item_ids", "months"} or None
+        "stored_materials_chain": builder.stored_materials_chain,
+        "wbs_only_change_orders": list(builder.wbs_only_orders),
+        "unresolvable_change_orders": list(builder.unresolvable_orders),
     }
 
 
@@ -1172,5 +1385,5 @@ def build(
         procore=procore,
         deltek=deltek,
         mappings_yaml=_mappings_yaml(procore),
-        summary=_summary(procore),
+        summary=_summary(procore, builder),
     )

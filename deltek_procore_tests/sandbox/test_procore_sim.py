@@ -299,6 +299,77 @@ def test_requisition_versions_and_views(api, data) -> None:
     assert hidden.status_code == 404 and "errors" in hidden.json()
 
 
+def _money(text: str) -> int:
+    return round(float(text) * 100)
+
+
+def test_requisition_item_views_agree(api, data) -> None:
+    """v1.1 items, v1.0 contract_items and /detail rows: each its own model, same figures."""
+    url, headers = api
+    chain = data.summary["stored_materials_chain"]
+    by_id = {r["id"]: r for r in data.procore["requisitions"]}
+    for rid in chain["requisition_ids"]:
+        project = by_id[rid]["project_id"]
+        full = requests.get(
+            f"{url}/rest/v1.1/requisitions",
+            params={"project_id": project, "view": "items", "filters[id]": rid},
+            headers=headers,
+            timeout=10,
+        ).json()[0]
+        v10 = requests.get(
+            f"{url}/rest/v1.0/requisitions/{rid}/contract_items",
+            params={"project_id": project},
+            headers=headers,
+            timeout=10,
+        ).json()
+        detail = requests.get(
+            f"{url}/rest/v1.0/requisitions/{rid}/detail",
+            params={"project_id": project},
+            headers=headers,
+            timeout=10,
+        )
+        assert detail.status_code == 200 and "Total" not in detail.headers
+        rows = detail.json()
+        assert [i["id"] for i in v10] == [i["id"] for i in full["items"]] == [r["id"] for r in rows]
+        for item, old, row in zip(full["items"], v10, rows, strict=True):
+            for absent in (
+                "materials_presently_stored_from_previous_progress",
+                "total_completed_and_stored_to_date_from_previous",
+                "materials_stored_retainage_new_materials",
+            ):
+                assert absent not in old and absent not in row
+            assert "materials_stored_retainage_retained_this_period" not in item
+            assert "materials_stored_retainage_retained_this_period" not in old
+            assert "line_item_id" not in row and row["item_number"] == item["position"]
+            for key in (
+                "work_completed_this_period",
+                "materials_presently_stored",
+                "materials_moved",
+            ):
+                assert item[key] == old[key] == row[key]
+            new = (
+                _money(item["materials_presently_stored"])
+                - _money(item["materials_presently_stored_from_previous_progress"])
+                + _money(item["materials_moved"])
+            )
+            assert _money(row["materials_stored_retainage_retained_this_period"]) * 10 == new
+            assert _money(row["materials_stored_retainage_from_previous_application"]) * 10 == (
+                _money(item["materials_presently_stored_from_previous_progress"])
+            )
+            work_now = _money(row["work_completed_retainage_currently_retained"])
+            assert work_now == (
+                _money(item["work_completed_retainage_from_previous_application"])
+                + _money(item["work_completed_retainage_retained_this_period"])
+                + _money(item["materials_retainage_retained_moved"])
+            )
+            assert _money(row["total_retainage_currently_retained"]) == work_now + _money(
+                item["materials_stored_retainage_currently_retained"]
+            )
+            assert _money(row["balance_to_finish"]) == _money(item["scheduled_value"]) - _money(
+                item["total_completed_and_stored_to_date"]
+            )
+
+
 def test_direct_cost_list_and_show_shapes(api, data) -> None:
     url, headers = api
     project = _project(data)
@@ -308,9 +379,10 @@ def test_direct_cost_list_and_show_shapes(api, data) -> None:
         headers=headers,
         timeout=10,
     ).json()
-    sample = next(d for d in listed if d["vendor_id"])
+    sample = next(d for d in listed if d.get("vendor_id"))
     assert isinstance(sample["vendor"], str) and sample["vendor"] == sample["vendor_name"]
     assert sample["amount"] == sample["grand_total"] and "line_items" not in sample
+    assert not any("project" in d or "project_id" in d for d in listed)
     shown = requests.get(
         f"{url}/rest/v1.0/projects/{project}/direct_costs/{sample['id']}",
         headers=headers,
@@ -318,6 +390,10 @@ def test_direct_cost_list_and_show_shapes(api, data) -> None:
     ).json()
     assert shown["vendor"] == {"id": sample["vendor_id"], "name": sample["vendor_name"]}
     assert shown["line_items"] and sample["id"] > 2**32
+    assert shown["project"] == {"id": project, "name": data.procore["projects"][0]["name"]}
+    for line in shown["line_items"]:  # nested references only, no flat ids
+        assert {"cost_code", "line_item_type", "wbs_code"} <= set(line)
+        assert not {"cost_code_id", "line_item_type_id", "direct_cost_id", "holder"} & set(line)
     ids = [listed[0]["id"], listed[1]["id"]]
     lines = requests.get(
         f"{url}/rest/v1.0/projects/{project}/direct_costs/line_items",
@@ -325,10 +401,12 @@ def test_direct_cost_list_and_show_shapes(api, data) -> None:
         headers=headers,
         timeout=10,
     ).json()
-    assert {li["direct_cost_id"] for li in lines} == set(ids)
+    assert {li["holder"]["id"] for li in lines} == set(ids)
+    assert {li["holder"]["holder_type"] for li in lines} == {"DirectCost"}
+    assert not any("direct_cost_id" in li or "cost_code_id" in li for li in lines)
     for cost in listed[:2]:
         total = sum(
-            round(float(li["amount"]) * 100) for li in lines if li["direct_cost_id"] == cost["id"]
+            round(float(li["amount"]) * 100) for li in lines if li["holder"]["id"] == cost["id"]
         )
         assert total == round(float(cost["grand_total"]) * 100)
     one = requests.get(
@@ -337,7 +415,7 @@ def test_direct_cost_list_and_show_shapes(api, data) -> None:
         headers=headers,
         timeout=10,
     ).json()
-    assert {li["direct_cost_id"] for li in one} == {ids[0]}
+    assert {li["holder"]["id"] for li in one} == {ids[0]}
 
 
 def test_commitments_title_case_and_vendor_company(api, data) -> None:
@@ -366,6 +444,9 @@ def test_commitments_title_case_and_vendor_company(api, data) -> None:
         timeout=10,
     ).json()
     assert lines and lines[0]["holder"]["holder_type"] == "WorkOrderContract"
+    for line in lines:
+        assert {"cost_code", "line_item_type"} <= set(line)
+        assert not {"cost_code_id", "line_item_type_id", "project_id"} & set(line)
     unified = requests.get(
         f"{url}/rest/v1.0/commitments",
         params={"project_id": project, "per_page": 10000},
@@ -379,7 +460,17 @@ def test_commitments_title_case_and_vendor_company(api, data) -> None:
 
 def test_change_orders_and_v2_line_items(api, data) -> None:
     url, headers = api
-    order = next(o for o in data.procore["commitment_change_orders"] if o["line_items"])
+    lines_of = {
+        line["id"]: (contract["id"], position)
+        for key in ("work_order_contracts", "purchase_order_contracts")
+        for contract in data.procore[key]
+        for position, line in enumerate(contract["line_items"], 1)
+    }
+    order = next(
+        o
+        for o in data.procore["commitment_change_orders"]
+        if any(lines_of.get(li["commitment_line_item_id"], (0, 1))[1] > 1 for li in o["line_items"])
+    )
     project = order["project_id"]
     listed = requests.get(
         f"{url}/rest/v1.0/projects/{project}/commitment_change_orders",
@@ -388,6 +479,7 @@ def test_change_orders_and_v2_line_items(api, data) -> None:
         timeout=10,
     ).json()
     assert order["id"] in {o["id"] for o in listed}
+    assert not any("line_items" in o or "project_id" in o for o in listed)
     lines = requests.get(
         f"{url}/rest/v2.0/companies/{COMPANY}/projects/{project}/commitment_change_orders/"
         f"{order['id']}/line_items",
@@ -396,8 +488,57 @@ def test_change_orders_and_v2_line_items(api, data) -> None:
     )
     body = lines.json()
     assert lines.status_code == 200 and set(body) == {"data"}
-    assert body["data"][0]["id"] == str(order["line_items"][0]["id"])
-    assert isinstance(body["data"][0]["cost_code_id"], str)
+    served = body["data"]
+    assert [li["id"] for li in served] == [str(li["id"]) for li in order["line_items"]]
+    for line in served:  # no cost code, no cost type: the contract line it changes has them
+        assert not {"cost_code", "cost_code_id", "line_item_type", "line_item_type_id"} & set(line)
+        assert "contract_line_item_id" not in line and line["prime_line_item_id"] is None
+        assert isinstance(line["commitment_line_item_id"], str)
+        assert isinstance(line["quantity"], float) and isinstance(line["position"], int)
+        assert (
+            line["wbs_code"]["id"] == line["wbs_code_id"] and "." in line["wbs_code"]["flat_code"]
+        )
+        contract_id, _position = lines_of[int(line["commitment_line_item_id"])]
+        assert contract_id == order["contract_id"]
+    assert any(lines_of[int(li["commitment_line_item_id"])][1] > 1 for li in served)
+
+
+def test_change_order_list_ignores_paging_and_sends_no_paging_headers(api, data) -> None:
+    url, headers = api
+    project = _project(data)
+    expected = sorted(
+        o["id"] for o in data.procore["commitment_change_orders"] if o["project_id"] == project
+    )
+    assert len(expected) > 3
+    base = f"{url}/rest/v1.0/projects/{project}/commitment_change_orders"
+    for params in ({}, {"per_page": 2}, {"page": 2, "per_page": 2}, {"page": 99}):
+        response = requests.get(base, params=params, headers=headers, timeout=10)
+        assert response.status_code == 200
+        assert [o["id"] for o in response.json()] == expected, params
+        assert not {"Total", "Per-Page", "Link"} & set(response.headers), params
+    approved = requests.get(
+        base, params={"filters[status]": "approved"}, headers=headers, timeout=10
+    ).json()
+    assert approved and {o["status"] for o in approved} == {"approved"}
+
+
+def test_v2_change_order_lines_page_at_ten_by_default(api, data) -> None:
+    url, headers = api
+    order = max(data.procore["commitment_change_orders"], key=lambda o: len(o["line_items"]))
+    count = len(order["line_items"])
+    assert count >= 2
+    path = (
+        f"{url}/rest/v2.0/companies/{COMPANY}/projects/{order['project_id']}"
+        f"/commitment_change_orders/{order['id']}/line_items"
+    )
+    first = requests.get(path, headers=headers, timeout=10)
+    assert first.headers["Per-Page"] == "10" and first.headers["Total"] == str(count)
+    assert 'rel="last"' in first.headers["Link"]
+    capped = requests.get(path, params={"per_page": 500}, headers=headers, timeout=10)
+    assert capped.headers["Per-Page"] == "100"
+    small = requests.get(path, params={"per_page": 1, "page": 2}, headers=headers, timeout=10)
+    assert [li["id"] for li in small.json()["data"]] == [str(order["line_items"][1]["id"])]
+    assert 'rel="prev"' in small.headers["Link"]
 
 
 def test_rate_limit_headers_everywhere_and_429_on_spike(data) -> None:
