@@ -309,6 +309,7 @@ class ProcoreClient:
         self._commitment_cache: dict[tuple[int, int], dict] = {}
         self._commitment_lines_cache: dict[tuple[int, int], dict[int, dict]] = {}
         self._requisition_items_cache: dict[tuple[int, int], list[dict]] = {}
+        self._commitment_kinds: dict[tuple[int, int], CommitmentKind] = {}  # from listings
 
     def __repr__(self) -> str:
         return (
@@ -715,15 +716,18 @@ class ProcoreClient:
 
         For each such item: stored materials, total to date and stored-materials
         retainage of the previous application's item on the same contract line. The
-        first application (previous_requisition_id present and null) had nothing before.
-        An item still lacking them is quarantined by translation, not guessed here.
+        first application (no previous_requisition_id, and either a null one or
+        application number 1) had nothing before. An item still lacking them is
+        quarantined by translation, not guessed here.
         """
         items = [dict(i) for i in record.get("items") or []]
         missing = [i for i in items if _lacks_previous(i)]
         if not missing:
             return items
-        first = "previous_requisition_id" in record and record["previous_requisition_id"] is None
         previous_id = to_int(record.get("previous_requisition_id"))
+        first = previous_id is None and (
+            "previous_requisition_id" in record or _is_number_one(record.get("number"))
+        )
         previous: dict[tuple[Any, Any], dict] = {}
         if previous_id is not None:
             for prev in self._requisition_items_v10(project_id, previous_id):
@@ -767,9 +771,11 @@ class ProcoreClient:
         self, project_id: int, contract_id: int, kind: CommitmentKind | None = None
     ) -> dict[int, dict]:
         """A contract's line items by id: one call per contract, cached for the client's
-        life. Without `kind`, the work order path is tried first, then purchase orders."""
+        life. Without `kind` (given, or seen when this client listed the contract), the
+        work order path is tried first, then the purchase order one."""
         key = (int(project_id), int(contract_id))
         if key not in self._commitment_lines_cache:
+            kind = kind or self._commitment_kinds.get(key)
             kinds = [kind] if kind else list(_KINDS)
             for index, one in enumerate(kinds):
                 path = f"/rest/v1.0/{one}_contracts/{int(contract_id)}/line_items"
@@ -910,6 +916,7 @@ class ProcoreClient:
         plans = query_plans(base, status=status, ids=ids, updated=updated, id_style="csv")
         for raw in self._unique(self._each(path, plans)):
             record = {"project_id": int(project_id), **raw, "kind": kind}
+            self._commitment_kinds[(int(project_id), to_int(raw["id"]) or 0)] = kind
             if _wants_lines(with_line_items, raw):
                 lines_path = f"{path}/{to_int(raw['id'])}/line_items"
                 record["line_items"] = list(self.paginate(lines_path, base))
@@ -1100,6 +1107,13 @@ def _item_line_key(raw: Mapping) -> tuple[Any, Any]:
     if line is None:
         return ("item", to_int(raw.get("id")))
     return (str(raw.get("item_type") or "contract_item"), line)
+
+
+def _is_number_one(value: Any) -> bool:
+    try:
+        return to_int(value) == 1
+    except ValueError:
+        return False
 
 
 def _nothing_before(raw: Mapping) -> bool:

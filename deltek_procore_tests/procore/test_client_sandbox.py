@@ -11,14 +11,16 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from deltek_procore.procore import ProcoreClient, ProcoreSettings
+from deltek_procore.procore import ProcoreClient, ProcoreSettings, RequisitionItem
 from deltek_procore.sandbox import seed
 from deltek_procore.sandbox.faults import Faults, FaultSettings
 from deltek_procore.sandbox.server import serve_in_thread
@@ -202,3 +204,135 @@ def test_webhook_configuration_and_deliveries_cursor():
     ids = [d["event_id"] for d in deliveries]  # deliveries have no id of their own
     assert len(ids) == len(set(ids)) >= len(cost_ids)  # cursor neither repeats nor stops early
     assert client.stats.pages >= 3
+
+
+# ---------------------------------------------------------------- the real shapes, end to end
+
+
+class RecordingSession(requests.Session):
+    """A real session that notes the path of every GET."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        if method.upper() == "GET":
+            self.paths.append(urlsplit(url).path)
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    with _serve(None, time.time) as url:
+        yield url
+
+
+def _contract_kinds(data: seed.SandboxData) -> dict[int, str]:
+    return {
+        **{c["id"]: "work_order" for c in data.procore["work_order_contracts"]},
+        **{c["id"]: "purchase_order" for c in data.procore["purchase_order_contracts"]},
+    }
+
+
+def test_change_order_lines_find_the_contract_line_they_change(clean_read):
+    result, _ids, data = clean_read
+    first_line = {
+        c["id"]: c["line_items"][0]["id"]
+        for key in ("work_order_contracts", "purchase_order_contracts")
+        for c in data.procore[key]
+        if c.get("line_items")
+    }
+    wbs_only = set(data.summary["wbs_only_change_orders"])
+    non_first = 0
+    resolved = 0
+    for co in result["change_orders"]:
+        for line in co.line_items:
+            if line.commitment_line_item_id is None:
+                assert line.contract_line is None and line.flat_code
+                continue
+            ref = line.contract_line
+            assert ref is not None and ref.id == line.commitment_line_item_id, (co.id, line.id)
+            assert ref.cost_code_id is not None and ref.line_item_type_id is not None
+            resolved += 1
+            non_first += ref.id != first_line.get(co.contract_id)
+        if co.id in wbs_only:
+            assert all(line.contract_line is None for line in co.line_items)
+    assert resolved and non_first, "no CO line changes a contract line other than the first"
+
+
+def test_contract_lines_cost_one_call_per_contract_and_the_co_list_one_per_project(sim_url):
+    data = seed.build(records=RECORDS)
+    kinds = _contract_kinds(data)
+    session = RecordingSession()
+    client = ProcoreClient(_settings(sim_url), session=session)
+    project_ids = [p.id for p in client.projects()]
+    staged = lambda cid: {"id": cid, "kind": kinds.get(cid), "line_items": []}  # noqa: E731
+    cos = [co for pid in project_ids for co in client.change_orders(pid, staged_contract=staged)]
+    assert cos
+    lines_calls = Counter(
+        p for p in session.paths if p.endswith("/line_items") and "_contracts/" in p
+    )
+    assert lines_calls and max(lines_calls.values()) == 1  # cached, on the contract's own path
+    contracts = {
+        co.contract_id for co in cos if any(x.commitment_line_item_id for x in co.line_items)
+    }
+    assert len(lines_calls) == len(contracts)
+    list_calls = [p for p in session.paths if p.endswith("/commitment_change_orders")]
+    assert len(list_calls) == len(project_ids)  # the list ignores paging: one call each
+    assert client.stats.repeated_pages == 0
+
+
+def test_stored_materials_chain_is_billed_once_and_pays_what_procore_says(sim_url):
+    data = seed.build(records=RECORDS)
+    chain = data.summary["stored_materials_chain"]
+    project = next(
+        c["project_id"]
+        for key in ("work_order_contracts", "purchase_order_contracts")
+        for c in data.procore[key]
+        if c["id"] == chain["commitment_id"]
+    )
+    client = ProcoreClient(_settings(sim_url))
+    by_id = {r.id: r for r in client.requisitions(project, ids=chain["requisition_ids"])}
+    reqs = [by_id[rid] for rid in chain["requisition_ids"]]
+    assert [r.status for r in reqs] == ["approved"] * 3
+    items = [
+        next(i for i in r.items if i.id == iid)
+        for r, iid in zip(reqs, chain["item_ids"], strict=True)
+    ]
+    stored = [i.materials_presently_stored for i in items]
+    assert (
+        stored[0] > 0 and stored[1] == stored[0] and stored[2] < stored[1]
+    )  # stored, carried, installed
+    # over the chain, the line bills its total to date once: no month re-bills the stored balance
+    billed = sum(i.gross_billed() for i in items)
+    assert billed == items[-1].total_completed_and_stored_to_date - (
+        items[0].total_completed_and_stored_to_date_from_previous
+    )
+    assert items[1].gross_billed() == items[1].work_completed_this_period
+    for req in reqs:
+        gross = sum(i.gross_billed() for i in req.items)
+        held = sum(i.retainage_held() for i in req.items)
+        assert gross - held == req.current_payment_due, req.id
+
+
+def test_v10_items_filled_from_the_previous_application_agree_with_v11(sim_url):
+    data = seed.build(records=RECORDS)
+    chain = data.summary["stored_materials_chain"]
+    project = next(
+        r["project_id"]
+        for r in data.procore["requisitions"]
+        if r["id"] == chain["requisition_ids"][0]
+    )
+    client = ProcoreClient(_settings(sim_url))
+    v11 = {r.id: r for r in client.requisitions(project, ids=chain["requisition_ids"])}
+    for rid in chain["requisition_ids"]:
+        raw = next(r for r in data.procore["requisitions"] if r["id"] == rid)
+        v10_items = client._requisition_items_v10(project, rid)
+        assert all("total_completed_and_stored_to_date_from_previous" not in i for i in v10_items)
+        header = {k: v for k, v in raw.items() if k != "items"}
+        filled = client._with_previous_figures(project, {**header, "items": v10_items})
+        got = {i["line_item_id"]: RequisitionItem.model_validate(i) for i in filled}
+        for item in v11[rid].items:
+            assert got[item.line_item_id].gross_billed() == item.gross_billed(), (rid, item.id)
+            assert got[item.line_item_id].retainage_held() == item.retainage_held(), (rid, item.id)
