@@ -141,30 +141,45 @@ UNCOVERED_MODELS: dict[str, str] = {
     "ContractLineRef": "built by the connector from a contract line, never from a Procore body",
 }
 
-# Raw fields the HTTP client reads itself (outside the models), per group of endpoints it
-# reads them from; "items[].x" = field x of each element of the items array.
+# Raw fields the HTTP client (deltek_procore/procore/client.py) reads itself, outside the
+# models, per group of endpoints it reads them from; "items[].x" = field x of each element
+# of items. A key the fed model declares DERIVED or LEGACY_KEYS is excused as there.
 CONNECTOR_READS: dict[tuple[str, ...], tuple[str, ...]] = {
     (COMPANIES, PROJECTS, VENDORS, COST_CODES, LINE_ITEM_TYPES): ("id",),
     (REQUISITIONS,): (
         "id",
         "items",
+        "number",
+        "previous_requisition_id",
         "commitment_id",
         "commitment_type",
         "vendor_id",
         "vendor",
+        "items[].id",
+        "items[].item_type",
         "items[].line_item_id",
         "items[].cost_code_id",
+        "items[].cost_code",
+        "items[].line_item_type_id",
+        "items[].line_item_type",
+        "items[].work_completed_from_previous_application",
     ),
-    (REQUISITION_ITEMS,): ("line_item_id", "cost_code_id"),
+    (REQUISITION_ITEMS,): (
+        "id",
+        "item_type",
+        "line_item_id",
+        "cost_code_id",
+        "work_completed_from_previous_application",
+    ),
     (DIRECT_COSTS, DIRECT_COST): ("id", "line_items"),
-    (DIRECT_COST_LINES,): ("id", "holder.id"),
+    (DIRECT_COST_LINES,): ("id", "direct_cost_id", "holder.id"),
     (WORK_ORDERS, PURCHASE_ORDERS): ("id",),
-    (WORK_ORDER_LINES, PURCHASE_ORDER_LINES): ("id", "cost_code", "line_item_type"),
+    (WORK_ORDER_LINES, PURCHASE_ORDER_LINES): ("id",),
     (CHANGE_ORDERS,): ("id",),
-    (CHANGE_ORDER_LINES,): ("data",),
+    (CHANGE_ORDER_LINES,): ("data", "data[].commitment_line_item_id"),
     (HOOKS,): ("id", "namespace", "destination_url", "destination_headers"),
     (TRIGGERS,): ("resource_name", "event_type"),
-    (DELIVERIES,): ("event_id",),
+    (DELIVERIES,): ("id", "event_id"),
 }
 
 
@@ -468,9 +483,10 @@ def connector_models() -> dict[str, type]:
 
 
 def _excused(model: type) -> frozenset[str]:
-    """Top-level keys a model may read that are no Procore field: `DERIVED` (the connector
-    fills them itself) and `LEGACY_KEYS` (fallbacks for undocumented variants, which the
-    simulator must never serve: see `legacy_keys`)."""
+    """Keys a model may read that are no Procore field: `DERIVED` (the connector fills them
+    itself) and `LEGACY_KEYS` (fallbacks for undocumented variants, which the simulator must
+    never serve: see `legacy_keys`). A dotted key ("vendor.company_name") excuses that
+    nested key only."""
     return frozenset(getattr(model, "DERIVED", frozenset())) | frozenset(
         getattr(model, "LEGACY_KEYS", frozenset())
     )
@@ -498,7 +514,7 @@ def all_reads(model: type, models: dict[str, type], depth: int = 0) -> set[str]:
     (e.g. `wbs_code: WbsCode`), prefixed with the field they sit in. Keys the model
     excuses (DERIVED, LEGACY_KEYS) are left out."""
     excused = _excused(model)
-    out = {path for path in model_reads(model) if path.split(".")[0] not in excused}
+    out = {path for path in model_reads(model) if not _is_excused(path.split("."), excused)}
     if depth >= 4:
         return out
     for name, info in model.model_fields.items():
@@ -534,9 +550,29 @@ def unknown_reads() -> list[str]:
                 out.append(f"{name} reads {path!r}, which is in none of: {places}")
     for operations, paths in CONNECTOR_READS.items():
         for path in paths:
+            if _excused_read(operations, path, models):
+                continue
             if not any(field_exists(op, path) for op in operations):
                 out.append(f"the client reads {path!r}, which is in none of: {operations}")
     return out
+
+
+def _excused_read(operations: tuple[str, ...], path: str, models: dict[str, type]) -> bool:
+    """Is `path` a key the model fed from these operations declares DERIVED or legacy?"""
+    parts = _parts(path)
+    for name, sources in MODEL_SOURCES.items():
+        for operation, prefix in sources:
+            head = _parts(prefix)
+            if operation not in operations or parts[: len(head)] != head:
+                continue
+            rest = parts[len(head) :]
+            if name in models and rest and _is_excused(rest, _excused(models[name])):
+                return True
+    return False
+
+
+def _is_excused(parts: list[str], excused: frozenset[str]) -> bool:
+    return any(".".join(parts[:n]) in excused for n in range(1, len(parts) + 1))
 
 
 # --- reading the validators' source -----------------------------------------------------------

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
+from pydantic import model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from deltek_procore.procore.models import ProcoreModel
 from deltek_procore.sandbox import contract, seed
 from deltek_procore.sandbox.procore_sim import ProcoreSimulator
 from deltek_procore.sandbox.server import serve_in_thread
@@ -217,8 +219,19 @@ def test_legacy_fallback_keys_are_never_served(bodies: Bodies) -> None:
         for operation, prefix in contract.MODEL_SOURCES.get(model, ()):
             for body in bodies[operation]:
                 for item in _items_at(_rows(operation, body), prefix):
-                    served += [f"{model}: {operation} {prefix} {k}" for k in keys if k in item]
+                    served += [f"{model}: {operation} {prefix} {k}" for k in keys if _has(item, k)]
     assert not served, sorted(set(served))
+
+
+def _has(item: dict, dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head not in item:
+        return False
+    value = item[head]
+    if not rest:
+        return True
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, dict) and _has(v, rest) for v in values)
 
 
 def _items_at(rows: list, prefix: str) -> list[dict]:
@@ -318,3 +331,58 @@ def test_field_exists_and_model_reads() -> None:
     assert contract.field_exists(contract.DIRECT_COST, "line_items[].cost_code.full_code")
     models = contract.connector_models()
     assert {"id", "business_id", "name"} <= contract.model_reads(models["Vendor"])
+
+
+def _pick(raw: dict, *keys: str) -> Any:
+    for key in keys:
+        if raw.get(key) is not None:
+            return raw[key]
+    return None
+
+
+class _Probe(ProcoreModel):
+    """A model whose reads are known, to test the source reading itself."""
+
+    DERIVED: ClassVar[frozenset[str]] = frozenset({"made"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"owner", "holder.kind"})
+
+    id: int
+    made: int | None = None
+    kept: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        data = dict(data)
+        holder = _pick(data, "holder", "owner")
+        if isinstance(holder, dict):
+            data["made"] = holder.get("id") or holder.get("kind")
+        for key in ("x", "y"):
+            if key in data:
+                data.pop(key)
+        if data.get("kept") is None:
+            data["kept"] = data["summary"]["text"]
+        return data
+
+
+def test_model_reads_follow_helpers_loops_and_nesting() -> None:
+    reads = contract.model_reads(_Probe)
+    assert reads == {
+        "id",
+        "kept",
+        "made",  # read as a declared field too: only an unconditional overwrite is no read
+        "holder",
+        "owner",
+        "holder.id",
+        "owner.id",
+        "holder.kind",
+        "owner.kind",
+        "x",
+        "y",
+        "summary",
+        "summary.text",
+    }
+    models = {"_Probe": _Probe}
+    left = contract.all_reads(_Probe, models)
+    assert "made" not in left and "owner" not in left and "owner.id" not in left
+    assert "holder.kind" not in left and {"holder", "holder.id", "summary.text"} <= left
