@@ -158,13 +158,14 @@ def deltek_firms(deltek: DeltekResource, state: StateStoreResource) -> dg.Materi
 def deltek_gl_accounts(
     context: dg.AssetExecutionContext, deltek: DeltekResource, state: StateStoreResource
 ) -> dg.MaterializeResult:
-    """The chart of accounts, read from DELTEK_ACCOUNTS_PATH (an assumed path; see README)."""
+    """Accounts with activity in GLSummary (DELTEK_ACCOUNTS_PATH; see README). Not the whole
+    chart: an account missing there is only not used yet, and Deltek checks it on posting."""
     rows = deltek.client().accounts()
     state.store().put_reference("deltek_gl_accounts", rows)
     if rows is None:
         context.log.warning(
-            "Deltek's chart of accounts is not readable at DELTEK_ACCOUNTS_PATH; "
-            "accounts are validated against the mapping file only"
+            "Deltek's GLSummary is not readable at DELTEK_ACCOUNTS_PATH; Deltek checks every "
+            "account when a batch posts"
         )
         return dg.MaterializeResult(metadata={"readable": False})
     active = sum(1 for r in rows if str(r.get("Status", "A")) == "A")
@@ -241,7 +242,7 @@ def vendor_firm_map(
     ],
 )
 def gl_account_map(state: StateStoreResource, mapping: MappingResource) -> dg.MaterializeResult:
-    """Cost code x cost type -> GL account, checked against the chart of accounts."""
+    """Cost code x cost type -> GL account; which accounts Deltek has confirmed by use."""
     result = reference.build_gl_map(state.store(), mapping.load())
     unmapped = result["unmapped"]
     return dg.MaterializeResult(
@@ -250,6 +251,8 @@ def gl_account_map(state: StateStoreResource, mapping: MappingResource) -> dg.Ma
             "unmapped_pairs": len(unmapped),
             "bad_accounts": len(result["bad_accounts"]),
             "chart_readable": result["chart_readable"],
+            "accounts_confirmed": ", ".join(result["confirmed_accounts"]) or "none",
+            "accounts_not_yet_used_in_deltek": ", ".join(result["not_yet_used_accounts"]) or "none",
             "unmapped": dg.MetadataValue.md(
                 "\n".join(
                     f"- {u['cost_code']} / {u['cost_type'] or '(none)'}: {u['lines']} line(s)"

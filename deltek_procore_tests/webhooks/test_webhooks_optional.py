@@ -232,3 +232,42 @@ def test_check_that_cannot_read_procore_warns_instead_of_raising(
 def test_faults_object_carries_the_switch() -> None:
     settings = FaultSettings(webhooks_forbidden=True, webhooks_forbidden_status=404)
     assert Faults(settings).as_dict()["settings"]["webhooks_forbidden_status"] == 404
+
+
+def test_cli_sandbox_up_without_webhooks_permission(tmp_path) -> None:
+    """`deltek-procore sandbox up --no-webhooks-permission` starts, says so, and answers 403."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "DELTEK_PROCORE_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+    }
+    command = [sys.executable, "-m", "deltek_procore.cli", "sandbox", "up", "--records", "100"]
+    proc = subprocess.Popen(
+        [*command, "--no-webhooks-permission"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("# webhook receiver"):
+                break
+        exports = dict(
+            line[len("export ") :].strip().replace("'", "").split("=", 1)
+            for line in lines
+            if line.startswith("export ")
+        )
+        assert "no 'Webhooks API' permission" in lines[-1] and "no hook registered" in lines[-1]
+        answer = raw_get(exports["PROCORE_API_URL"], "/rest/v1.0/webhooks/hooks")
+        assert answer.status_code == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
