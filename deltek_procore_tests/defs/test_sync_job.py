@@ -58,6 +58,23 @@ def run_sync(periods: list[str], run_config: dict | None = None) -> dg.ExecuteIn
     return result
 
 
+def g703_gross(item: dict) -> Decimal:
+    """Billed this period on an AIA G703 line: stored materials are a running balance."""
+    return Decimal(item["total_completed_and_stored_to_date"]) - Decimal(
+        item["total_completed_and_stored_to_date_from_previous"]
+    )
+
+
+def g703_retainage(item: dict) -> Decimal:
+    """Retainage held this period: on work and on newly stored materials, less releases."""
+    return (
+        Decimal(item["work_completed_retainage_retained_this_period"])
+        - Decimal(item["work_completed_retainage_released_this_period"])
+        + Decimal(item["materials_stored_retainage_new_materials"])
+        - Decimal(item["materials_stored_retainage_released_this_period"])
+    )
+
+
 def expected_vouchers(box, periods: set[str]) -> dict[str, dict]:
     """Approved, mappable AP records of `periods`, derived from the seed data directly."""
     data = box.data.procore
@@ -92,24 +109,13 @@ def expected_vouchers(box, periods: set[str]) -> dict[str, dict]:
             continue
         if projects[req["project_id"]] == unmatched:
             continue
-        items = [
-            i
-            for i in req["items"]
-            if Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"])
-        ]
+        items = [i for i in req["items"] if g703_gross(i)]
         if not items or not all(
             account_ok(i["cost_code_id"], line_type[i["line_item_id"]]) for i in items
         ):
             continue
-        gross = sum(
-            Decimal(i["work_completed_this_period"]) + Decimal(i["materials_presently_stored"])
-            for i in req["items"]
-        )
-        retainage = sum(
-            Decimal(i["work_completed_retainage_retained_this_period"])
-            + Decimal(i["materials_stored_retainage_retained_this_period"])
-            for i in req["items"]
-        )
+        gross = sum(g703_gross(i) for i in req["items"])
+        retainage = sum(g703_retainage(i) for i in req["items"])
         vendor = vendors[req.get("vendor_id") or commitment_vendor[req["commitment_id"]]]
         if not (vendor.get("name") or "").strip():
             continue
