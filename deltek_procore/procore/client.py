@@ -67,7 +67,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 _COMMITMENT_TYPES = {"WorkOrderContract": "work_order", "PurchaseOrderContract": "purchase_order"}
 _KINDS = ("work_order", "purchase_order")
-# How each list spells an id filter (docs/api/procore.md, paging and filters).
+# How each list spells an id filter (docs/api/procore.md#filters).
 IdStyle = Literal["csv", "multi", "single"]
 
 
@@ -565,7 +565,8 @@ class ProcoreClient:
 
         Ends on an empty or short page (see `next_page`) or on a page that only repeats
         rows already seen: an endpoint that ignores paging costs one call when it answers
-        with fewer than `per_page` rows, and one more (dropped) when it fills a page.
+        with fewer than `per_page` rows, and one more (dropped) when it fills a page. With
+        an id filter, only the ids asked for are yielded, and the read ends once all came.
         """
         size = per_page or self.settings.per_page
         base = [(k, v) for k, v in (params or []) if k not in ("page", "per_page")]
@@ -590,7 +591,15 @@ class ProcoreClient:
             if items and not fresh:
                 self.stats.repeated_pages += 1
                 return
-            yield from fresh
+            # An id filter the server ignored brings other records: only the asked ones count.
+            yield from (
+                x
+                for x in fresh
+                if wanted is None
+                or not isinstance(x, Mapping)
+                or x.get("id") is None
+                or record_key(x) in wanted
+            )
             if wanted is not None and wanted <= seen:
                 return  # every id asked for has come: an id filter bounds the listing
             link = resp.links.get("next", {}).get("url") if resp.headers.get("Link") else None

@@ -270,7 +270,7 @@ class RequisitionItem(ProcoreModel):
     /detail row). Amounts absent from a shape stay None, so "not sent" differs from 0.
 
     `materials_presently_stored` is a running balance, not this period's amount: see
-    `gross_billed` (docs/api/procore.md, requisitions).
+    `gross_billed` (docs/api/procore.md#subcontractor-invoices-requisitions).
     """
 
     DERIVED: ClassVar[frozenset[str]] = frozenset({"line_item_type_id"})
@@ -624,7 +624,7 @@ class ContractLineRef(ProcoreModel):
 class ChangeOrderLine(ProcoreModel):
     """v2.0 commitment change-order line. It carries no cost code and no cost type: those
     come from the contract line it changes (`commitment_line_item_id`), else from
-    `wbs_code.flat_code` (docs/api/procore.md, commitment change orders)."""
+    `wbs_code.flat_code` (docs/api/procore.md#commitment-change-orders)."""
 
     DERIVED: ClassVar[frozenset[str]] = frozenset({"contract_line"})
 

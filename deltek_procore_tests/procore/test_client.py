@@ -462,6 +462,20 @@ def test_id_lists_are_chunked_and_empty_means_none(fake, clock):
     assert sizes == [100, 100, 50]
 
 
+def test_an_ignored_id_filter_yields_only_the_ids_asked_for(rsps, fake, clock):
+    rows = [{"id": i, "status": "approved", "items": []} for i in range(1, 31)]
+    seen: list[dict] = []
+
+    def everything(request):  # answers every requisition whatever filters[id] says
+        seen.append(query(request))
+        return 200, {}, json.dumps(rows)
+
+    rsps.add_callback("GET", re.compile(API + r"/rest/v1.1/requisitions.*"), everything)
+    got = list(make_client(clock).requisitions(9, ids=[3, 7], resolve_cost_types=False))
+    assert [r.id for r in got] == [3, 7]
+    assert [q["filters[id]"] for q in seen] == [["3,7"]]  # csv, as the endpoint documents
+
+
 def test_updated_filter_is_an_iso_z_range(fake, clock):
     fake.listing("/rest/v1.0/vendors", [])
     client = make_client(clock)
