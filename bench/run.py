@@ -295,10 +295,10 @@ def run_ours(
     wall = time.perf_counter() - began
     counts = {name: dict(r.counts) for name, r in reports.items()}
     failed_checks = {
-        f"{name}.{check}": detail
+        f"{name}.{check}": outcome.detail
         for name, r in reports.items()
-        for check, (ok, detail) in r.checks.items()
-        if not ok
+        for check, outcome in r.checks.items()
+        if not outcome.passed
     }
     dsession: CountingSession = deltek._session  # type: ignore[assignment]
     return {

@@ -108,8 +108,8 @@ def run_sync_job(
     store = _store()
     reports = {}
     for name in ("deltek_ap_invoices", "deltek_commitment_journal_entries"):
-        report = store.get_reference(f"report:{name}")
-        if report and report.get("run_id") == result.run_id:
+        report = store.get_reference(f"report:{name}:{result.run_id}")
+        if report:
             reports[name] = report
     if failures:
         reports["failures"] = failures
@@ -131,7 +131,11 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                     f"  posted total {rep['posted_total']}   adopted total {rep['adopted_total']}"
                 )
                 for check, value in rep.get("checks", {}).items():
-                    mark = "ok  " if value["passed"] else "FAIL"
+                    mark = (
+                        "ok  "
+                        if value["passed"]
+                        else ("WARN" if value.get("severity") == "WARN" else "FAIL")
+                    )
                     print(f"  check {mark} {check}: {value['detail']}")
             rows = rep.get("results", [])
             if plan_only:
@@ -272,7 +276,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store()
     periods = [args.period] if args.period else None
     counts = store.status_counts(periods)
-    statuses = args.state or ["quarantined", "failed", "aborted", "review"]
+    statuses = args.state or ["quarantined", "failed", "aborted", "review", "missing", "changed"]
     rows = [
         {
             "kind": r.kind, "record_id": r.record_id, "revision": r.revision, "period": r.period,
@@ -286,8 +290,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         latest[(row["kind"], row["record_id"])] = row
     rows = [r for r in latest.values() if _is_latest(store, r)]
     reviews = store.reviews()
+    findings = [
+        {k: v for k, v in f.items() if k not in ("previous_states",)}
+        for f in store.findings(periods)
+    ]
     if args.json:
-        _print_json({"counts": counts, "records": rows, "review_queue": reviews})
+        _print_json(
+            {"counts": counts, "records": rows, "review_queue": reviews, "deltek_findings": findings}
+        )
         return EXIT_OK
     print("records by state (newest revision of each):")
     for kind, by_status in sorted(counts.items()):
@@ -296,6 +306,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(_table(rows, ("kind", "record_id", "period", "status", "document", "amount", "reason")))
     print(f"\nreview queue ({len(reviews)} open):")
     print(_table(reviews, ("kind", "record_id", "posted_amount", "new_amount", "reason")))
+    print(f"\nDeltek differs from the ledger ({len(findings)} open; `replay KIND ID` re-posts a missing one):")
+    print(
+        _table(
+            findings,
+            ("period", "finding", "kind", "record_id", "doc_key", "planned", "in_deltek", "detail"),
+        )
+    )
     return EXIT_OK
 
 

@@ -29,6 +29,10 @@ WHY = {
     "aborted": "failed too many times; fix the cause, then `deltek-procore replay` it",
     "review": "changed after posting; waiting for a person (late_change_policy: review)",
     "ignored": "on the ignore list",
+    "missing": "the period reconciliation found it missing in Deltek (batch deleted or rejected "
+    "there); `deltek-procore replay` looks it up again and posts it once",
+    "changed": "the period reconciliation found it changed in Deltek (amount, account or "
+    "project); a person must decide",
     "posting": "a post was started and not confirmed (crash or lost answer); the next sync "
     "looks it up in Deltek before posting",
 }
@@ -125,6 +129,7 @@ def replay(kind: str, record_id: int, store: StateStore | None = None) -> str:
         periods=[staged.period],
         tenant=connections.tenant_key(),
         ids=[record_id],
+        release=frozenset({(kind, int(record_id))}),
     )
     results = report.outcome.results if report.outcome else []
     mine = [r for r in results if int(r["record_id"]) == record_id]

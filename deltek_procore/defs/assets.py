@@ -7,6 +7,7 @@ with metadata a person reads in the UI.
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at runtime.
 import re
+from collections import Counter
 from typing import Any
 
 import dagster as dg
@@ -20,7 +21,16 @@ from deltek_procore.defs.resources import (
     StateStoreResource,
 )
 from deltek_procore.pipeline import ingest, reference
-from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, PostingReport, run_postings
+from deltek_procore.pipeline.postings import (
+    AP_KINDS,
+    JE_KINDS,
+    CheckOutcome,
+    PostingReport,
+    run_postings,
+    span_text,
+)
+from deltek_procore.pipeline.reconciliation import reconcile_period
+from deltek_procore.posting.lookup import DeltekHoldings
 
 RETRY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
@@ -321,13 +331,14 @@ def posting_result(report: PostingReport, asset_key: str) -> dg.MaterializeResul
         dg.AssetCheckResult(
             asset_key=asset_key,
             check_name=name,
-            passed=ok,
-            severity=dg.AssetCheckSeverity.ERROR
-            if name in ("no_duplicates", "complete")
-            else dg.AssetCheckSeverity.WARN,
-            metadata={"detail": detail},
+            passed=check.passed,
+            severity=dg.AssetCheckSeverity.WARN
+            if check.severity == "WARN"
+            else dg.AssetCheckSeverity.ERROR,
+            description=check.detail[:1000],
+            metadata={"detail": check.detail},
         )
-        for name, (ok, detail) in report.checks.items()
+        for name, check in report.checks.items()
     ]
     return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
@@ -372,12 +383,12 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
         )
         if config.plan_only:
             # Checks only make sense after apply; report them skipped-as-passed with a note.
-            report.checks = {c: (True, "plan only: nothing applied") for c in CHECKS}
-        # The CLI prints this after an in-process run; the UI shows the metadata below.
-        state.store().put_reference(
-            f"report:{name}",
-            {"run_id": context.run.run_id, **report.summary(), "results": _results(report)},
-        )
+            report.checks = {c: CheckOutcome(True, "plan only: nothing applied") for c in CHECKS}
+        # The CLI prints this run's own report after an in-process run (keyed by run id,
+        # so two syncs never print each other's); the UI shows the metadata below.
+        summary = {"run_id": context.run.run_id, **report.summary(), "results": _results(report)}
+        state.store().put_reference(f"report:{name}:{context.run.run_id}", summary)
+        state.store().put_reference(f"report:{name}", summary)
         context.log.info(f"{name} {periods[0]}..{periods[-1]}: {report.counts}")
         return posting_result(report, name)
 
@@ -403,6 +414,102 @@ deltek_commitment_journal_entries = _posting_asset(
     "Approved subcontracts, purchase orders and change orders as balanced journal entries.",
 )
 
+FINDING_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(name, "string")
+        for name in (
+            "finding",
+            "kind",
+            "record_id",
+            "document",
+            "batch",
+            "planned",
+            "in_deltek",
+            "detail",
+        )
+    ]
+)
+
+
+@dg.asset(
+    group_name="postings",
+    kinds={"deltek"},
+    deps=[deltek_ap_invoices, deltek_commitment_journal_entries],
+    partitions_def=accounting_months,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=POSTING_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "deltek_matches_ledger",
+            asset="deltek_reconciliation",
+            description="Every document the ledger says is in Deltek is there with the same "
+            "lines, once, and Deltek holds no connector document the ledger does not know.",
+        )
+    ],
+    description="Reads what Deltek holds for the month (open batches and posted ledger) and "
+    "records what differs from the ledger: missing, changed, duplicate or unknown documents.",
+)
+def deltek_reconciliation(
+    context: dg.AssetExecutionContext,
+    config: PostingConfig,
+    deltek: DeltekResource,
+    state: StateStoreResource,
+) -> dg.MaterializeResult:
+    store = state.store()
+    periods = list(context.partition_keys)
+    if config.plan_only:
+        return dg.MaterializeResult(
+            metadata={"summary": dg.MetadataValue.md("plan only: Deltek not read")},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="deltek_matches_ledger",
+                    passed=True,
+                    description="plan only: nothing applied",
+                )
+            ],
+        )
+    client = deltek.client()
+    holdings = DeltekHoldings(client, periods)
+    found = []
+    checked = 0
+    for period in periods:
+        result = reconcile_period(store, client, period, holdings=holdings)
+        checked += result.checked
+        found += result.differences
+    counts = Counter(str(d.finding) for d in found)
+    summary = f"**{span_text(periods)}**: {checked} record(s) compared with Deltek; " + (
+        ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no differences"
+    )
+    table = dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({k: str(v) for k, v in d.as_row().items() if k != "period"})
+            for d in found[:TABLE_ROWS]
+        ],
+        schema=FINDING_SCHEMA,
+    )
+    ids = ", ".join(
+        f"{d.finding} {d.kind or d.transtype} {d.record_id or d.key}" for d in found[:20]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(summary),
+            "compared": checked,
+            **{f"{k}": counts.get(k, 0) for k in ("missing", "changed", "duplicate", "unknown")},
+            "differences": table,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="deltek_matches_ledger",
+                passed=not found,
+                description=f"{len(found)} difference(s) with Deltek: {ids}"
+                if found
+                else f"Deltek agrees with the ledger on {checked} record(s)",
+                metadata={"record_ids": ids or "none"},
+            )
+        ],
+    )
+
+
 ALL_ASSETS = [
     procore_projects,
     procore_vendors,
@@ -420,4 +527,5 @@ ALL_ASSETS = [
     gl_account_map,
     deltek_ap_invoices,
     deltek_commitment_journal_entries,
+    deltek_reconciliation,
 ]

@@ -15,9 +15,10 @@ from typing import Any
 
 from deltek_procore.mapping.config import MappingFile, mapping_hash
 from deltek_procore.pipeline.ingest import parse
+from deltek_procore.pipeline.reconciliation import expected_from_ledger, reconcile_period
 from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_context
-from deltek_procore.posting.documents import JournalEntry, document_from_json
 from deltek_procore.posting.apply import Poster
+from deltek_procore.posting.documents import JournalEntry, Voucher
 from deltek_procore.posting.lookup import DeltekHoldings
 from deltek_procore.posting.plan import (
     Candidate,
@@ -27,8 +28,10 @@ from deltek_procore.posting.plan import (
     invoice_owners,
     plan,
 )
-from deltek_procore.posting.translate import is_eligible
-from deltek_procore.state.store import StateStore
+from deltek_procore.posting.translate import is_eligible, translate
+from deltek_procore.posting.verify import Held, net_lines, planned_lines
+from deltek_procore.state.states import OPEN, Finding
+from deltek_procore.state.store import IN_DELTEK_STATES, StateStore
 
 AP_KINDS = ("requisition", "direct_cost")
 JE_KINDS = ("work_order", "purchase_order", "change_order")
@@ -60,13 +63,27 @@ def candidates(
     return out
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One asset check's verdict. `warn`: a failure that is a warning (records still open,
+    or the check could not run), shown as WARN, never as a silent pass."""
+
+    passed: bool
+    detail: str
+    warn: bool = False
+
+    @property
+    def severity(self) -> str:
+        return "WARN" if self.warn and not self.passed else "ERROR"
+
+
 @dataclass
 class PostingReport:
     periods: list[str]
     kinds: tuple[str, ...]
     plan: list[PlanRow]
     outcome: Outcome | None = None
-    checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -98,7 +115,10 @@ class PostingReport:
             "posted_total": str(self.total("posted", "adjusted")),
             "adopted_total": str(self.total("adopted")),
             "quarantined": self.quarantined(),
-            "checks": {k: {"passed": ok, "detail": d} for k, (ok, d) in self.checks.items()},
+            "checks": {
+                k: {"passed": c.passed, "severity": c.severity, "detail": c.detail}
+                for k, c in self.checks.items()
+            },
         }
 
 
@@ -113,8 +133,12 @@ def run_postings(
     run_id: str | None = None,
     apply: bool = True,
     ids: Sequence[int] | None = None,
+    release: frozenset[tuple[str, int]] = frozenset(),
     progress: Callable[[str], None] | None = None,
 ) -> PostingReport:
+    """Plan and (with `apply`) post `kinds` for `periods`, then check against Deltek.
+
+    `release`: records a person replays (a document missing in Deltek is re-posted)."""
     digest = mapping_hash(mapping)
     settings = settings_from(mapping)
     report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=[])
@@ -128,21 +152,21 @@ def run_postings(
                 store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
             )
             report.outcome = Outcome()
-            index = DeltekHoldings(deltek, list(periods))
-        per_period: list[tuple[str, dict[str, tuple[bool, str]]]] = []
+            holdings = DeltekHoldings(deltek, list(periods))
+        per_period: list[tuple[str, dict[str, CheckOutcome]]] = []
         # One period at a time: memory stays flat however many months a backfill spans.
         for period in sorted(periods):
             cands = candidates(store, kinds, [period], ids)
             if not cands:
                 continue
-            rows = plan(cands, ctx, store, settings, taken=taken)
+            rows = plan(cands, ctx, store, settings, taken=taken, release=release)
             if poster is None:
                 report.plan.extend(rows)
                 continue
-            outcome = poster.apply(rows, index)
+            outcome = poster.apply(rows, holdings)
             _merge(report.outcome, outcome)
             per_period.append(
-                (period, evaluate_checks(store, cands, ctx, outcome, kinds, [period]))
+                (period, evaluate_checks(store, cands, ctx, outcome, kinds, period, holdings))
             )
         if poster is not None:
             report.checks = _merge_checks(per_period, periods)
@@ -157,28 +181,32 @@ def _merge(total: Outcome, part: Outcome) -> None:
 
 
 def _merge_checks(
-    per_period: list[tuple[str, dict[str, tuple[bool, str]]]], periods: Sequence[str]
-) -> dict[str, tuple[bool, str]]:
-    """One result per check: failed where any period failed, naming those periods."""
+    per_period: list[tuple[str, dict[str, CheckOutcome]]], periods: Sequence[str]
+) -> dict[str, CheckOutcome]:
+    """One result per check: failed where any period failed, naming those periods; a
+    warning only when every failing period only warns."""
     if len(per_period) == 1:
         return per_period[0][1]
     names = {name for _, checks in per_period for name in checks}
-    merged: dict[str, tuple[bool, str]] = {}
+    merged: dict[str, CheckOutcome] = {}
     for name in sorted(names):
-        failed = [(p, c[name][1]) for p, c in per_period if name in c and not c[name][0]]
+        failed = [(p, c[name]) for p, c in per_period if name in c and not c[name].passed]
         if failed:
-            shown = "; ".join(f"{p}: {detail}" for p, detail in failed[:3])
+            shown = "; ".join(f"{p}: {c.detail}" for p, c in failed[:3])
             more = f"; and {len(failed) - 3} more period(s)" if len(failed) > 3 else ""
-            merged[name] = (
+            merged[name] = CheckOutcome(
                 False,
                 f"failed in {len(failed)} of {len(per_period)} period(s): {shown}{more}",
+                warn=all(c.warn for _, c in failed),
             )
         else:
-            merged[name] = (True, f"passed for every period of {_span(list(periods))}")
+            merged[name] = CheckOutcome(
+                True, f"passed for every period of {span_text(list(periods))}"
+            )
     return merged
 
 
-def _span(periods: Sequence[str]) -> str:
+def span_text(periods: Sequence[str]) -> str:
     if not periods:
         return "no period"
     return (
@@ -216,16 +244,31 @@ def _procore_amount(kind: str, record: Any) -> Decimal:
     return Decimal(str(record.grand_total or 0)).quantize(Decimal("0.01"))
 
 
+def _held_amount(transtype: str, docs: Sequence[Held]) -> Decimal:
+    """What Deltek's documents put on the record: a voucher's total; a JE's project-side
+    lines (debits minus credits), as `cost_amount` does for a planned document."""
+    lines = [line for h in docs for line in h.lines]
+    if transtype == "JE":
+        lines = [(k, a) for k, a in lines if k[1]]
+    return sum((a for _, a in lines), Decimal("0.00"))
+
+
+def _record_ids(rows: Sequence[Any], limit: int = 10) -> str:
+    shown = ", ".join(f"{r.kind} {r.record_id}" for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
 def evaluate_checks(
     store: StateStore,
     cands: Sequence[Candidate],
     ctx: Any,
     outcome: Outcome,
     kinds: Sequence[str],
-    periods: Sequence[str],
-) -> dict[str, tuple[bool, str]]:
-    """The posting checks (every line mapped, complete, no duplicates, read-back matches,
-    totals match), computed from this run and the ledger."""
+    period: str,
+    holdings: DeltekHoldings,
+) -> dict[str, CheckOutcome]:
+    """The posting asset's checks for one period. The ones about Deltek read Deltek
+    (`holdings`, refreshed by every write of this run), never the connector's ledger."""
     latest: dict[tuple[str, int], Any] = {}
     for kind in kinds:
         for rid, row in store.latest(
@@ -235,12 +278,13 @@ def evaluate_checks(
     eligible = [c for c in cands if is_eligible(c.kind, c.record, ctx)]
     quarantined = [r for r in outcome.results if r["status"] == "quarantined"]
     unmapped = [r for r in quarantined if "GL account" in r["reason"] or "project" in r["reason"]]
-    checks: dict[str, tuple[bool, str]] = {}
-    checks["every_line_mapped"] = (
+    checks: dict[str, CheckOutcome] = {}
+    checks["every_line_mapped"] = CheckOutcome(
         not unmapped,
         f"{len(unmapped)} record(s) have lines without a project or GL account"
         if unmapped
         else "every approved line has a project and GL account",
+        warn=True,
     )
     # approved but with nothing to post (e.g. a pay app billing nothing this period) is a
     # decision of the plan, not a record that fell through: it gets no ledger row
@@ -252,51 +296,108 @@ def evaluate_checks(
         for c in eligible
         if (c.kind, int(c.record.id)) not in latest and (c.kind, int(c.record.id)) not in nothing
     ]
-    checks["complete"] = (
+    checks["complete"] = CheckOutcome(
         not missing,
         f"{len(missing)} approved record(s) have no ledger row: "
         + ", ".join(f"{c.kind} {c.record.id}" for c in missing[:10])
         if missing
-        else f"all {len(eligible)} approved records of {_span(periods)} are in the ledger",
+        else f"all {len(eligible)} approved records of {period} are in the ledger",
     )
-    docs: dict[tuple[str, str], list[str]] = {}
-    for row in store.ledger_rows(
-        kinds=kinds, periods=periods, statuses=("posted", "adopted", "adjusted")
-    ):
-        key = (row.deltek_vendor or "", row.document or "")
-        docs.setdefault(key, []).append(f"{row.kind} {row.record_id}")
-    dupes = {k: v for k, v in docs.items() if len(set(v)) > 1}
-    checks["no_duplicates"] = (
-        not dupes,
-        f"{len(dupes)} Deltek document(s) claimed by more than one Procore record"
-        if dupes
-        else "no Deltek document is claimed twice",
+    rec = reconcile_period(store, None, period, kinds=kinds, holdings=holdings, record=False)
+    open_rows = [
+        row
+        for c in eligible
+        if (row := latest.get((c.kind, int(c.record.id)))) is not None and row.status in OPEN
+    ]
+    gone = rec.of(Finding.MISSING)
+    twins = rec.of(Finding.DUPLICATE)
+    claims: dict[tuple[str, str], set[str]] = {}
+    for row in store.ledger_rows(kinds=kinds, periods=[period], statuses=IN_DELTEK_STATES):
+        claims.setdefault((row.deltek_vendor or "", row.document or ""), set()).add(
+            f"{row.kind} {row.record_id}"
+        )
+    claimed_twice = {k: v for k, v in claims.items() if len(v) > 1}
+    problems = [f"{d.kind} {d.record_id}: {d.detail}" for d in twins] + [
+        f"{' / '.join(k)} claimed by {', '.join(sorted(v))}" for k, v in claimed_twice.items()
+    ]
+    checks["no_duplicates"] = CheckOutcome(
+        not problems,
+        f"{len(problems)} duplicate(s) in Deltek: " + "; ".join(problems[:5])
+        if problems
+        else "Deltek shows each of the period's documents once",
     )
-    if outcome.hidden_amounts:
-        checks["read_back_matches"] = (
+    changed = rec.of(Finding.CHANGED)
+    if rec.hidden_amounts or outcome.hidden_amounts:
+        checks["read_back_matches"] = CheckOutcome(
             False,
             "Deltek reads amounts back as 0: the API user's role cannot see amount fields "
             "(field-level security); give it visibility of Amount on AP and JE entries",
         )
     else:
-        checks["read_back_matches"] = (
-            not outcome.readback_mismatches,
-            "; ".join(outcome.readback_mismatches[:10]) or "every posted batch reads back equal",
+        differ = [f"{d.kind} {d.record_id}: {d.detail}" for d in changed]
+        differ += outcome.readback_mismatches
+        differ += [f"{d.kind} {d.record_id}: not in Deltek" for d in gone]
+        checks["read_back_matches"] = CheckOutcome(
+            not differ,
+            f"{len(differ)} document(s) differ from the plan in Deltek: " + "; ".join(differ[:5])
+            if differ
+            else f"Deltek shows all {rec.checked} document(s) with the planned lines",
         )
-    procore_total = sum((procore_amount(c.kind, c.record) for c in eligible), Decimal("0.00"))
-    eligible_ids = {(c.kind, int(c.record.id)) for c in eligible}
-    ledger_total = Decimal("0.00")
-    for kind in kinds:
-        ids = [rid for k, rid in eligible_ids if k == kind]
-        for row in store.last_done(kind, ids).values():
-            if row.document_json:
-                ledger_total += cost_amount(document_from_json(row.document_json))
-    open_items = sum(
-        1 for r in outcome.results if r["status"] in ("quarantined", "failed", "aborted", "review")
-    )
-    checks["totals_match"] = (
-        procore_total == ledger_total or open_items > 0,
-        f"Procore approved {procore_total}, Deltek holds {ledger_total}"
-        + (f" ({open_items} record(s) still open)" if open_items else ""),
-    )
+    checks["totals_match"] = _totals_check(eligible, ctx, holdings, store, kinds, period, open_rows)
     return checks
+
+
+def _totals_check(
+    eligible: Sequence[Candidate],
+    ctx: Any,
+    holdings: DeltekHoldings,
+    store: StateStore,
+    kinds: Sequence[str],
+    period: str,
+    open_rows: Sequence[Any],
+) -> CheckOutcome:
+    """Procore's approved total for the period against Deltek's total of the connector's
+    documents. Records Deltek should hold are compared to the cent (per project and
+    account where they differ: a failure); records still open make it a warning."""
+    expected, _known = expected_from_ledger(store, kinds, period)
+    by_record = {(e.kind, e.record_id): e for e in expected}
+    procore_total = sum((procore_amount(c.kind, c.record) for c in eligible), Decimal("0.00"))
+    procore_held = deltek_total = Decimal("0.00")
+    planned: list[tuple[Any, Decimal]] = []
+    held_lines: list[tuple[Any, Decimal]] = []
+    for c in eligible:
+        exp = by_record.get((c.kind, int(c.record.id)))
+        if exp is None:
+            continue
+        docs = [h for key in exp.keys for h in holdings.by_key[exp.transtype].get(key, [])]
+        procore_held += procore_amount(c.kind, c.record)
+        deltek_total += _held_amount(exp.transtype, docs)
+        held_lines += [line for h in docs for line in h.lines]
+        doc = translate(c.kind, c.record, ctx)
+        if isinstance(doc, (Voucher, JournalEntry)):
+            planned += planned_lines(doc)
+    if procore_held != deltek_total:
+        want, got = net_lines(planned), net_lines(held_lines)
+        where = [
+            f"{k[1] or '-'} / {k[0]}: Procore {want.get(k, 0)}, Deltek {got.get(k, 0)}"
+            for k in sorted(set(want) | set(got))
+            if want.get(k, Decimal(0)) != got.get(k, Decimal(0))
+        ]
+        return CheckOutcome(
+            False,
+            f"Procore approved {procore_held} for the records posted, Deltek holds "
+            f"{deltek_total}; differs at " + ("; ".join(where[:5]) or "the document totals"),
+        )
+    detail = f"Procore approved {procore_total}, Deltek holds {deltek_total}"
+    if open_rows:
+        return CheckOutcome(
+            False,
+            f"{detail}; {len(open_rows)} record(s) still open "
+            f"(quarantined, failed or in review): {_record_ids(list(open_rows))}",
+            warn=True,
+        )
+    if procore_total != deltek_total:
+        return CheckOutcome(
+            False, f"{detail}: approved records with no document in Deltek", warn=True
+        )
+    return CheckOutcome(True, detail + " for the period's records")

@@ -818,10 +818,23 @@ class DeltekSimulator:
         try:
             if handler != self._token:
                 self._authorise(request.headers.get("authorization", ""))
+            hollow = (
+                self.faults.hollow_success()
+                if method != "GET"
+                and handler != self._token
+                and path.lower().startswith("dataentry/")
+                else None
+            )
+            if hollow and not self.faults.settings.hollow_success_saves:
+                self.faults.count(f"deltek_{hollow}_success_unsaved")
+                return self._hollow(hollow)
             with self._lock:
                 status, payload, headers = handler(ctx)
         except ApiError as err:
             return self._json(err.status, err.body, err.headers)
+        if hollow and status < 300:
+            self.faults.count(f"deltek_{hollow}_success_saved")
+            return self._hollow(hollow)
         if method != "GET" and handler != self._token and status < 300:
             if self.faults.lose_response():
                 self.faults.count("deltek_lost_response")
@@ -856,6 +869,12 @@ class DeltekSimulator:
     def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         text = json.dumps(payload, ensure_ascii=False, default=str)
         return Response(text, status, headers, media_type="application/json; charset=utf-8")
+
+    @staticmethod
+    def _hollow(kind: str) -> Response:
+        """A 200 a proxy or a half-failed server may send: no body, or a cut-off one."""
+        body = "" if kind == "empty" else '[{"Batch": "PCAP'
+        return Response(body, 200, media_type="application/json; charset=utf-8")
 
     @staticmethod
     def _gateway(code: int) -> Response:

@@ -24,6 +24,11 @@ class FaultSettings:
     rate_timeout: float = 0.0  # probability the server stalls `timeout_s` before answering
     timeout_s: float = 35.0
     rate_lost_response: float = 0.0  # writes: commit, then answer 502 as a gateway would
+    # Deltek writes answered 200 with an empty (or a garbled, non-JSON) body; whether the
+    # write was saved is `hollow_success_saves` (False: nothing saved, the worst case).
+    rate_empty_success: float = 0.0
+    rate_garbled_success: float = 0.0
+    hollow_success_saves: bool = False
     token_expire_after_calls: int = 0  # 0 = never; else tokens die after N authorised calls
     hide_amounts: bool = False  # Deltek: amounts read back as 0 (field-level security)
     webhook_drop: float = 0.0
@@ -117,3 +122,11 @@ class Faults:
 
     def lose_response(self) -> bool:
         return self.chance(self.settings.rate_lost_response)
+
+    def hollow_success(self) -> str | None:
+        """'empty' or 'garbled' when this write is answered 200 with no usable body."""
+        if self.chance(self.settings.rate_empty_success):
+            return "empty"
+        if self.chance(self.settings.rate_garbled_success):
+            return "garbled"
+        return None

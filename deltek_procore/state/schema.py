@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dp_findings (period reconciliation)
 
 metadata = sa.MetaData()
 
@@ -149,4 +149,28 @@ cursors = sa.Table(
     metadata,
     sa.Column("name", sa.String(120), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+# What the period reconciliation found in Deltek (missing, changed, duplicate, unknown).
+# One open row per (period, finding, document key); resolved when Deltek agrees again.
+findings = sa.Table(
+    "dp_findings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("period", sa.String(7), nullable=False, index=True),
+    sa.Column("finding", sa.String(16), nullable=False),
+    sa.Column("transtype", sa.String(2), nullable=False),
+    sa.Column("doc_key", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=True),
+    sa.Column("record_id", sa.BigInteger, nullable=True),
+    sa.Column("batch", sa.String(32), nullable=True),
+    sa.Column("planned", sa.String(32), nullable=True),
+    sa.Column("in_deltek", sa.String(32), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    # ledger row id -> the state it had before the finding changed it (JSON)
+    sa.Column("previous_states", sa.Text, nullable=True),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_dp_findings_open", "period", "resolved_at"),
 )

@@ -8,8 +8,10 @@ take and return plain dataclasses so the posting layer stays testable.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from deltek_procore.state import schema
 from deltek_procore.state.schema import SCHEMA_VERSION
 from deltek_procore.state.states import DONE, IN_DELTEK, State
+
+log = logging.getLogger(__name__)
 
 # Final ledger states: nothing more will be written to Deltek for this revision.
 DONE_STATES = frozenset(str(s) for s in DONE)
@@ -710,6 +714,112 @@ class StateStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    # ---- reconciliation findings --------------------------------------------------------
+    def record_findings(
+        self, period: str, differences: Sequence[Any], transtypes: Sequence[str] = ("AP", "JE")
+    ) -> dict[str, int]:
+        """Replace the open findings of `period` (for `transtypes`) with `differences`
+        (reconcile.Difference).
+
+        A missing or changed document's ledger rows take that state (their previous state
+        is kept on the finding); a finding no longer seen is resolved and its rows get
+        their state back, or `superseded` when a newer revision has replaced them."""
+        t, lt = schema.findings, schema.ledger
+        now = utcnow()
+        seen: set[tuple[str, str]] = set()
+        counts = {"new": 0, "open": 0, "resolved": 0}
+        with self.engine.begin() as conn:
+            open_rows = {
+                (r.finding, r.doc_key): r
+                for r in conn.execute(
+                    sa.select(t).where(
+                        t.c.period == period,
+                        t.c.resolved_at.is_(None),
+                        t.c.transtype.in_(list(transtypes)),
+                    )
+                )
+            }
+            for diff in differences:
+                key = (str(diff.finding), diff.key[:200])
+                if key in seen:
+                    continue
+                seen.add(key)
+                counts["open"] += 1
+                values = {
+                    "transtype": diff.transtype,
+                    "kind": diff.kind,
+                    "record_id": diff.record_id,
+                    "batch": (diff.batch or None) and diff.batch[:32],
+                    "planned": None if diff.planned is None else str(diff.planned),
+                    "in_deltek": None if diff.in_deltek is None else str(diff.in_deltek),
+                    "detail": diff.detail,
+                    "last_seen": now,
+                }
+                if key in open_rows:
+                    conn.execute(t.update().where(t.c.id == open_rows[key].id).values(**values))
+                    continue
+                previous: dict[str, str] = {}
+                state = {"missing": "missing", "changed": "changed"}.get(key[0])
+                if state and diff.ledger_ids:
+                    ids = list(diff.ledger_ids)
+                    for row in conn.execute(
+                        sa.select(lt.c.id, lt.c.status).where(lt.c.id.in_(ids))
+                    ):
+                        previous[str(row.id)] = row.status
+                    conn.execute(
+                        lt.update()
+                        .where(lt.c.id.in_(ids))
+                        .values(status=state, reason=diff.detail[:2000], updated_at=now)
+                    )
+                conn.execute(
+                    t.insert().values(
+                        period=period,
+                        finding=key[0],
+                        doc_key=key[1],
+                        previous_states=json.dumps(previous) if previous else None,
+                        first_seen=now,
+                        **values,
+                    )
+                )
+                counts["new"] += 1
+            for key, row in open_rows.items():
+                if key in seen:
+                    continue
+                counts["resolved"] += 1
+                conn.execute(t.update().where(t.c.id == row.id).values(resolved_at=now))
+                self._restore_states(conn, json.loads(row.previous_states or "{}"), now)
+        return counts
+
+    def _restore_states(self, conn: Any, previous: dict[str, str], now: datetime) -> None:
+        lt = schema.ledger
+        for row_id, status in previous.items():
+            row = conn.execute(sa.select(lt).where(lt.c.id == int(row_id))).first()
+            if row is None or row.status not in ("missing", "changed"):
+                continue
+            newest = conn.execute(
+                sa.select(sa.func.max(lt.c.revision)).where(
+                    lt.c.kind == row.kind, lt.c.record_id == row.record_id
+                )
+            ).scalar()
+            restored = status if newest == row.revision else "superseded"
+            conn.execute(
+                lt.update()
+                .where(lt.c.id == row.id)
+                .values(status=restored, reason="Deltek agrees again", updated_at=now)
+            )
+
+    def findings(
+        self, periods: Sequence[str] | None = None, *, open_only: bool = True
+    ) -> list[dict[str, Any]]:
+        t = schema.findings
+        query = sa.select(t).order_by(t.c.period, t.c.id)
+        if periods:
+            query = query.where(t.c.period.in_(list(periods)))
+        if open_only:
+            query = query.where(t.c.resolved_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     # ---- leases -------------------------------------------------------------------------
     def try_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Take `name` if free, expired, or held by a dead process on this host."""
@@ -744,16 +854,32 @@ class StateStore:
 
     @contextmanager
     def lease(self, name: str, *, ttl_s: float = 900, wait_s: float = 1800, poll_s: float = 0.5):
-        """Hold `name` for the block; waits for another holder, renews nothing (keep ttl long)."""
+        """Hold `name` for the block; waits for another holder. A heartbeat renews the
+        lease every ttl/3 while the block runs, so it never expires under a live run."""
         holder = lease_holder()
         deadline = time.monotonic() + wait_s
         while not self.try_lease(name, holder, ttl_s):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"another sync holds '{name}'; gave up after {wait_s:.0f} s")
             time.sleep(poll_s)
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(ttl_s / 3):
+                try:
+                    if not self.try_lease(name, holder, ttl_s):
+                        log.error("lease %s was taken over while this run held it", name)
+                        return
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried next time
+                    log.warning("could not renew lease %s: %s", name, exc)
+
+        beat = threading.Thread(target=heartbeat, name=f"lease:{name}", daemon=True)
+        beat.start()
         try:
             yield holder
         finally:
+            stop.set()
+            beat.join(timeout=5)
             self.release_lease(name, holder)
 
 
@@ -811,4 +937,4 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 # version -> SQL statements that bring the previous version's tables up to it.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: (), 2: ()}  # 2: a new table only

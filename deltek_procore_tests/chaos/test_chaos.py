@@ -97,8 +97,10 @@ def run_until_quiet(box, store: StateStore, *, max_rounds: int = MAX_ROUNDS) -> 
         pytest.fail(f"still posting or failing after {max_rounds} rounds: {figures}")
     for report in result.reports:  # the asset checks agree once everything has landed
         for name in ("complete", "no_duplicates", "read_back_matches", "totals_match"):
-            passed, detail = report.checks[name]
-            assert passed, f"{'/'.join(report.kinds)} check {name}: {detail}"
+            check = report.checks[name]
+            # totals_match may only warn, for records quarantined for a mapping reason
+            ok = check.passed or (name == "totals_match" and check.severity == "WARN")
+            assert ok, f"{'/'.join(report.kinds)} check {name}: {check.detail}"
     figures["procore_calls"] = procore.stats.calls
     figures["procore_retries"] = procore.stats.retries
     figures["procore_429"] = procore.stats.throttled_429

@@ -9,7 +9,7 @@ EXPECTED_ASSETS = {
     "procore_subcontractor_invoices", "procore_direct_costs", "procore_commitments",
     "procore_change_orders", "deltek_projects", "deltek_firms", "deltek_gl_accounts",
     "project_map", "vendor_firm_map", "gl_account_map", "deltek_ap_invoices",
-    "deltek_commitment_journal_entries",
+    "deltek_commitment_journal_entries", "deltek_reconciliation",
 }  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def test_checks_job_sensor_schedule() -> None:
         "no_duplicates",
         "read_back_matches",
         "totals_match",
+        "deltek_matches_ledger",
     } <= checks
     assert defs.resolve_job_def("sync").name == "sync"
     assert defs.resolve_sensor_def("procore_webhook_sensor").name == "procore_webhook_sensor"

@@ -30,10 +30,26 @@ def staged(rid: int, h: str, period: str = "2025-01") -> StagedRecord:
 
 
 def test_schema_is_created_versioned_and_migrate_is_idempotent(store: StateStore) -> None:
-    assert store.schema_version() == 1
-    assert store.migrate() == 1
+    assert store.schema_version() == 2
+    assert store.migrate() == 2
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"dp_ledger", "dp_audit", "dp_staged", "dp_webhook_inbox", "dp_leases"} <= tables
+    assert "dp_findings" in tables
+
+
+def test_a_version_1_store_upgrades_and_keeps_its_ledger(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    old = StateStore(url)
+    old.add_revision(kind="direct_cost", record_id=1, content_hash="h", status="posted")
+    with old.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE dp_findings"))
+        conn.execute(sa.text("UPDATE dp_meta SET value = '1' WHERE key = 'schema_version'"))
+    old.dispose()
+    upgraded = StateStore(url)
+    assert upgraded.schema_version() == 2
+    assert [r.status for r in upgraded.ledger_rows()] == ["posted"]
+    assert upgraded.findings() == []
+    upgraded.dispose()
 
 
 def test_stage_upserts_and_counts_changes(store: StateStore) -> None:
@@ -118,3 +134,43 @@ def test_leases_exclude_a_second_holder_until_released(store: StateStore) -> Non
 
 def test_repr_hides_the_password() -> None:
     assert "s3cret" not in redact_url("postgresql+psycopg2://u:s3cret@h/db")
+
+
+def test_the_lease_heartbeat_renews_a_lease_held_longer_than_its_ttl(store: StateStore) -> None:
+    with store.lease("deltek:beat", ttl_s=0.6, poll_s=0.05) as holder:
+        threading.Event().wait(1.5)  # more than twice the ttl
+        assert not store.try_lease("deltek:beat", "otherhost:9:z", 60), "lease expired"
+    assert store.try_lease("deltek:beat", "otherhost:9:z", 60)
+    assert holder != "otherhost:9:z"
+
+
+def finding(kind: str, key: str, ids: tuple[int, ...], what: str = "missing"):
+    from deltek_procore.posting.reconcile import Difference
+    from deltek_procore.state.states import Finding
+
+    return Difference(Finding(what), "2025-01", "AP", key, f"{what} in Deltek", "direct_cost",
+                      7, "PCAP202501X", ids)  # fmt: skip
+
+
+def test_findings_set_the_ledger_state_and_restore_it_once_deltek_agrees(
+    store: StateStore,
+) -> None:
+    row = store.add_revision(kind="direct_cost", record_id=7, content_hash="h", status="posted")
+    counts = store.record_findings("2025-01", [finding("direct_cost", "V|I", (row.id,))])
+    assert counts == {"new": 1, "open": 1, "resolved": 0}
+    assert store.latest("direct_cost", [7])[7].status == "missing"
+    assert store.record_findings("2025-01", [finding("direct_cost", "V|I", (row.id,))])["new"] == 0
+    [open_finding] = store.findings(["2025-01"])
+    assert open_finding["finding"] == "missing" and open_finding["record_id"] == 7
+    assert store.record_findings("2025-01", [])["resolved"] == 1
+    assert store.latest("direct_cost", [7])[7].status == "posted"
+    assert store.findings(["2025-01"]) == []
+    assert len(store.findings(["2025-01"], open_only=False)) == 1
+
+
+def test_a_resolved_finding_supersedes_a_revision_replaced_since(store: StateStore) -> None:
+    old = store.add_revision(kind="direct_cost", record_id=8, content_hash="h", status="posted")
+    store.record_findings("2025-01", [finding("direct_cost", "V|J", (old.id,))])
+    store.add_revision(kind="direct_cost", record_id=8, content_hash="h", status="posted")
+    store.record_findings("2025-01", [])
+    assert [r.status for r in store.history("direct_cost", 8)] == ["superseded", "posted"]
