@@ -165,7 +165,9 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                     reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
                 for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:15]:
                     print(f"    {n:>5} x {reason}")
-                print("    (every record: `deltek-procore status`; one record: `replay KIND ID --explain`)")
+                print(
+                    "    (every record: `deltek-procore status`; one record: `replay KIND ID --explain`)"
+                )
         for failure in failures:
             print(f"FAILED {failure}", file=sys.stderr)
     failed = sum(
@@ -296,7 +298,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     if args.json:
         _print_json(
-            {"counts": counts, "records": rows, "review_queue": reviews, "deltek_findings": findings}
+            {
+                "counts": counts,
+                "records": rows,
+                "review_queue": reviews,
+                "deltek_findings": findings,
+            }
         )
         return EXIT_OK
     print("records by state (newest revision of each):")
@@ -306,7 +313,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(_table(rows, ("kind", "record_id", "period", "status", "document", "amount", "reason")))
     print(f"\nreview queue ({len(reviews)} open):")
     print(_table(reviews, ("kind", "record_id", "posted_amount", "new_amount", "reason")))
-    print(f"\nDeltek differs from the ledger ({len(findings)} open; `replay KIND ID` re-posts a missing one):")
+    print(
+        f"\nDeltek differs from the ledger ({len(findings)} open; `replay KIND ID` re-posts a missing one):"
+    )
     print(
         _table(
             findings,
@@ -326,25 +335,85 @@ KINDS = ("requisition", "direct_cost", "work_order", "purchase_order", "change_o
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from deltek_procore.replay import explain, replay
+    from deltek_procore.review import operator, record_action
 
     if args.explain:
         print(explain(args.kind, args.id))
         return EXIT_OK
-    outcome = replay(args.kind, args.id)
+    by = operator(args.by)
+    store = _store()
+    record_action(store, "replay_requested", args.kind, args.id, by, args.reason)
+    outcome = replay(args.kind, args.id, store)
     print(outcome)
-    return EXIT_OK if not outcome.startswith("failed") else EXIT_FAILED
+    return EXIT_OK if not outcome.startswith(("failed", "aborted")) else EXIT_FAILED
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from deltek_procore import review
+    from deltek_procore.replay import replay
+
+    store = _store()
+    if args.action == "list":
+        items = review.open_items(store)
+        if args.json:
+            _print_json(items)
+        else:
+            print(f"review queue ({len(items)} open):")
+            print(
+                _table(
+                    items,
+                    ("id", "kind", "record_id", "code", "posted_amount", "new_amount", "reason"),
+                    200,
+                )
+            )
+        return EXIT_OK
+    if args.id is None:
+        print(f"review {args.action} needs the item's ID (see `review list`)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.action == "show":
+            shown = review.show(store, args.id)
+            if args.json:
+                _print_json(shown)
+            else:
+                item = shown["item"]
+                print(
+                    f"review {item['id']}: {item['kind']} {item['record_id']} ({item['status']})\n"
+                    f"  why: {item['reason']}\n"
+                    f"  posted amount {item['posted_amount'] or '-'}, "
+                    f"new amount {item['new_amount'] or '-'}"
+                )
+                print("ledger:")
+                print(_table(shown["ledger"], ("revision", "status", "amount", "document",
+                                               "batch", "reason"), 200))  # fmt: skip
+            return EXIT_OK
+        by = review.operator(args.by)
+        if args.action == "dismiss":
+            item = review.dismiss(store, args.id, by, args.reason or "")
+            print(f"dismissed review {args.id} ({item['kind']} {item['record_id']}) by {by}")
+            return EXIT_OK
+        item = review.approve(store, args.id, by, args.reason or "approved")
+    except review.ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = replay(item["kind"], int(item["record_id"]), store)
+    print(f"approved review {args.id} by {by}; {outcome}")
+    return EXIT_OK if not outcome.startswith(("failed", "aborted")) else EXIT_FAILED
 
 
 def cmd_ignore(args: argparse.Namespace) -> int:
+    from deltek_procore.review import operator, record_action
+
     store = _store()
+    by = operator(args.by)
     if args.undo:
-        print(
-            "removed from the ignore list"
-            if store.unignore(args.kind, args.id)
-            else "was not ignored"
-        )
+        removed = store.unignore(args.kind, args.id)
+        if removed:
+            record_action(store, "unignored", args.kind, args.id, by, args.reason)
+        print("removed from the ignore list" if removed else "was not ignored")
     else:
         store.ignore(args.kind, args.id, args.reason)
+        record_action(store, "ignored", args.kind, args.id, by, args.reason)
         print(f"{args.kind} {args.id} will be ignored: {args.reason}")
     return EXIT_OK
 
@@ -540,6 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=KINDS)
     p.add_argument("id", type=int)
     p.add_argument("--explain", action="store_true", help="re-derive the document and say why")
+    p.add_argument("--by", help="who asks (audit trail); default: the OS user")
+    p.add_argument("--reason", default="replayed by an operator")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("ignore", help="put a record on the ignore list (a person's choice)")
@@ -547,7 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.add_argument("--reason", default="ignored by an operator")
     p.add_argument("--undo", action="store_true", help="take it off the list")
+    p.add_argument("--by", help="who decides (audit trail); default: the OS user")
     p.set_defaults(func=cmd_ignore)
+
+    p = sub.add_parser(
+        "review", help="records waiting for a person: list, show, approve (posts), dismiss"
+    )
+    p.add_argument("action", choices=("list", "show", "approve", "dismiss"))
+    p.add_argument("id", type=int, nargs="?", help="review item id (from `review list`)")
+    p.add_argument("--by", help="who decides (audit trail); default: the OS user")
+    p.add_argument("--reason", help="why (required to dismiss)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("mappings", help="coverage of the mapping file; proposed matches")
     p.add_argument("action", choices=("check", "suggest"))

@@ -31,7 +31,7 @@ from deltek_procore.posting.lookup import DeltekHoldings
 from deltek_procore.posting.periods import deltek_period, period_end
 from deltek_procore.posting.plan import Outcome, PlanRow, PostingSettings
 from deltek_procore.posting.verify import Held, compare, transtype_of
-from deltek_procore.state.states import Action, State
+from deltek_procore.state.states import Action, Reason, State
 from deltek_procore.state.store import AuditEvent, StateStore
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,17 @@ class Poster:
         """Post a plan. Pass one `holdings` for several plans of a run: Deltek is read once."""
         outcome = Outcome()
         self._record_non_posting(rows, outcome)
-        postable = [r for r in rows if r.action in POSTABLE and r.document]
+        postable = [r for r in rows if r.action in (*POSTABLE, Action.ADOPT) and r.document]
         if not postable:
             return outcome
         if holdings is None:
             holdings = DeltekHoldings(self.deltek, [r.period for r in postable if r.period])
         holdings.ensure(r.document for r in postable)
+        waited = {
+            (r.kind, r.record_id)
+            for r in postable
+            if r.ledger is not None and r.ledger.status == State.REVIEW
+        }
         # Write 'posting' before talking to Deltek, so a crash leaves a trace to look up.
         self._set_states(postable, State.POSTING)
         self.store.audit([self._mapped_event(r) for r in postable], self.run_id)
@@ -79,12 +84,16 @@ class Poster:
         for row in postable:
             found = holdings.find(row.document)
             if not found:
+                if row.action == Action.ADOPT:  # approved for adoption, but gone since
+                    row.action = Action.CREATE
                 to_post.append(row)
             elif len(found) > 1:
                 self._review(row, outcome, _twins_reason(row, found), found)
             else:
                 verdict = compare(row.document, found)
-                if verdict.same:
+                if row.action == Action.ADOPT:  # a person approved what Deltek holds
+                    self._adopt(row, found[0], outcome, verdict.hidden_amounts, row.reason)
+                elif verdict.same:
                     self._adopt(row, found[0], outcome, verdict.hidden_amounts)
                 else:
                     reason = (
@@ -101,6 +110,12 @@ class Poster:
                 self._post_chunk(transtype, period, chunk, holdings, outcome)
                 self.progress(
                     f"{transtype} {period}: {min(start + len(chunk), len(group))}/{len(group)}"
+                )
+        settled = (State.POSTED, State.ADOPTED, State.ADJUSTED)
+        for item in outcome.results:
+            if (item["kind"], item["record_id"]) in waited and item["status"] in settled:
+                self.store.close_reviews(
+                    item["kind"], item["record_id"], f"{item['status']} by run {self.run_id}"
                 )
         return outcome
 
@@ -146,7 +161,7 @@ class Poster:
             self._set_states(group, status)
         self.store.audit(audit, self.run_id)
 
-    def _queue_review(self, row: PlanRow, reason: str) -> None:
+    def _queue_review(self, row: PlanRow, reason: str, code: Reason = Reason.LATE_CHANGE) -> None:
         posted = row.posted or row.ledger
         self.store.add_review(
             kind=row.kind,
@@ -156,6 +171,7 @@ class Poster:
             posted_amount=posted.amount if posted else None,
             new_amount=str(row.amount) if row.amount is not None else None,
             reason=reason,
+            code=str(code),
         )
 
     def _values(self, row: PlanRow, status: str) -> dict[str, Any]:
@@ -209,8 +225,11 @@ class Poster:
             row.ledger = new
             row.revision = new.revision
 
-    def _adopt(self, row: PlanRow, hit: Held, outcome: Outcome, hidden: bool) -> None:
+    def _adopt(
+        self, row: PlanRow, hit: Held, outcome: Outcome, hidden: bool, why: str = ""
+    ) -> None:
         key = hit.master_key or hit.key
+        why = why or "already in Deltek with the same lines (found by look-up); not posted again"
         self.store.update_ledger_rows(
             [
                 (
@@ -219,8 +238,7 @@ class Poster:
                         "status": str(State.ADOPTED),
                         "deltek_batch": hit.batch[:32] or None,
                         "deltek_key": key[:64] or None,
-                        "reason": "already in Deltek with the same lines (found by look-up); "
-                        "not posted again",
+                        "reason": why,
                     },
                 )
             ]
@@ -244,7 +262,7 @@ class Poster:
         self.store.update_ledger_rows(
             [(row.ledger.id, {"status": str(State.REVIEW), "reason": reason})]
         )
-        self._queue_review(row, reason)
+        self._queue_review(row, reason, Reason.DELTEK_DIFFERS)
         self.store.audit(
             [
                 AuditEvent(

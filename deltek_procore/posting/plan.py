@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from deltek_procore.posting.documents import (
     document_from_json,
 )
 from deltek_procore.posting.translate import MappingContext, is_eligible, is_voided, translate
-from deltek_procore.state.states import Action, State
+from deltek_procore.state.states import Action, Reason, State
 from deltek_procore.state.store import LedgerRow, StateStore
 
 ACTIONS = tuple(str(a) for a in Action)
@@ -154,25 +154,40 @@ def plan(
         ledger = store.latest(kind, ids)
         done = store.last_done(kind, ids)
         ignored = store.ignored(kind)
+        reviews: dict[tuple[int, str], dict[str, Any]] = {}
+        for item in store.reviews(None, kind=kind):
+            reviews[(int(item["record_id"]), item["new_hash"])] = item  # newest wins
         for cand in cands:
             rid = int(cand.record.id)
-            released = (kind, rid) in release
-            rows.append(
-                _plan_one(cand, ctx, ledger.get(rid), done.get(rid), ignored, settings, released)
+            view = _RecordView(
+                latest=ledger.get(rid),
+                done=done.get(rid),
+                review=reviews.get((rid, cand.content_hash)),
+                released=(kind, rid) in release,
             )
+            rows.append(_plan_one(cand, ctx, view, ignored, settings))
     _refuse_duplicate_invoices(rows, invoice_owners(store) if taken is None else taken)
     return rows
+
+
+@dataclass(frozen=True)
+class _RecordView:
+    """What the store knows of one record when it is planned."""
+
+    latest: LedgerRow | None  # the newest ledger revision
+    done: LedgerRow | None  # the newest revision Deltek holds
+    review: dict[str, Any] | None  # the review item for this very content, if any
+    released: bool = False  # a person replays it
 
 
 def _plan_one(
     cand: Candidate,
     ctx: MappingContext,
-    latest: LedgerRow | None,
-    done: LedgerRow | None,
+    view: _RecordView,
     ignored: dict[int, str],
     settings: PostingSettings,
-    released: bool = False,
 ) -> PlanRow:
+    latest, done, released = view.latest, view.done, view.released
     record_id = int(cand.record.id)
     base = {
         "kind": cand.kind,
@@ -192,8 +207,30 @@ def _plan_one(
             reason=f"aborted after {latest.attempts} failed attempts; run replay to try again",
             **base,
         )
+    if same_as_latest and latest.status == State.IGNORED:
+        return PlanRow(action="skip", reason=latest.reason or "dismissed in review", **base)
     if same_as_latest and latest.status == State.REVIEW:
-        return PlanRow(action="skip", reason="waiting in the review queue", **base)
+        item = view.review or {}
+        approved = item.get("status") == "approved"
+        if item.get("code") == Reason.DELTEK_DIFFERS and approved:
+            result = translate(cand.kind, cand.record, ctx)
+            if isinstance(result, Quarantine):
+                return PlanRow(action="quarantine", reason=result.reason, **base)
+            return PlanRow(
+                action="adopt",
+                reason=f"approved by {item.get('decided_by')}: adopt what Deltek holds",
+                document=result,
+                full_document=result,
+                revision=latest.revision,
+                **base,
+            )
+        late = item.get("code") in (None, Reason.LATE_CHANGE)
+        if not (
+            late and done is not None and (approved or settings.late_change_policy == "adjust")
+        ):
+            return PlanRow(action="skip", reason="waiting in the review queue", **base)
+        # approved in review, or the policy is now `adjust`: plan the change as `adjust` would
+        settings = replace(settings, late_change_policy="adjust")
     if latest is not None and latest.status == State.CHANGED:
         return PlanRow(
             action="skip",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2  # 2: dp_findings (period reconciliation)
+SCHEMA_VERSION = 3  # 2: dp_findings (period reconciliation); 3: review decisions
 
 metadata = sa.MetaData()
 
@@ -124,6 +124,11 @@ review_queue = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, default="open"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # v3: why it waits (states.Reason: late_change, deltek_differs, ...) and the decision
+    sa.Column("code", sa.String(32), nullable=True),
+    sa.Column("decided_by", sa.String(120), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("kind", "record_id", "new_hash", name="uq_dp_review_change"),
 )
 

@@ -158,7 +158,8 @@ class StateStore:
             row = conn.execute(
                 sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
             ).first()
-            current = int(row[0]) if row else 0
+            # A new database gets today's tables from create_all: nothing to migrate.
+            current = int(row[0]) if row else SCHEMA_VERSION
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS.get(version, ()):
                     conn.execute(sa.text(statement))
@@ -706,13 +707,72 @@ class StateStore:
         with self.engine.begin() as conn:
             return bool(conn.execute(stmt).rowcount)
 
-    def reviews(self, status: str | None = "open") -> list[dict[str, Any]]:
+    def reviews(
+        self, status: str | None = "open", *, kind: str | None = None, record_id: int | None = None
+    ) -> list[dict[str, Any]]:
         t = schema.review_queue
         query = sa.select(t).order_by(t.c.id)
         if status:
             query = query.where(t.c.status == status)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        if record_id is not None:
+            query = query.where(t.c.record_id == int(record_id))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def review(self, review_id: int) -> dict[str, Any] | None:
+        t = schema.review_queue
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.id == int(review_id))).first()
+        return dict(row._mapping) if row else None
+
+    def decide_review(self, review_id: int, decision: str, by: str, reason: str) -> bool:
+        """approve | dismiss an open review item; False when it is not open."""
+        if decision not in ("approved", "dismissed"):
+            raise ValueError(f"decision must be approved or dismissed, not {decision!r}")
+        t = schema.review_queue
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.id == int(review_id), t.c.status == "open")
+                .values(
+                    status=decision,
+                    decided_by=by[:120],
+                    decided_at=utcnow(),
+                    decision_reason=reason,
+                )
+            )
+            return bool(result.rowcount)
+
+    def review_decisions(self, kind: str, record_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The newest decided review item per record (approved or dismissed)."""
+        t = schema.review_queue
+        out: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(list(record_ids)):
+            query = (
+                sa.select(t)
+                .where(
+                    t.c.kind == kind,
+                    t.c.record_id.in_(list(chunk)),
+                    t.c.status.in_(("approved", "dismissed")),
+                )
+                .order_by(t.c.id)
+            )
+            with self.engine.connect() as conn:
+                for row in conn.execute(query):
+                    out[row.record_id] = dict(row._mapping)
+        return out
+
+    def close_reviews(self, kind: str, record_id: int, why: str) -> None:
+        """Open items of a record that a run settled on its own (e.g. policy switched)."""
+        t = schema.review_queue
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.kind == kind, t.c.record_id == int(record_id), t.c.status == "open")
+                .values(status="resolved", decided_at=utcnow(), decision_reason=why)
+            )
 
     # ---- reconciliation findings --------------------------------------------------------
     def record_findings(
@@ -937,4 +997,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 # version -> SQL statements that bring the previous version's tables up to it.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: (), 2: ()}  # 2: a new table only
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: (),  # a new table only (dp_findings)
+    3: tuple(
+        f"ALTER TABLE dp_review_queue ADD COLUMN {column}"
+        for column in (
+            "code VARCHAR(32)",
+            "decided_by VARCHAR(120)",
+            "decided_at TIMESTAMP",
+            "decision_reason TEXT",
+        )
+    ),
+}
