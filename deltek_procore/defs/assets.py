@@ -38,7 +38,18 @@ RETRY = dg.RetryPolicy(
 # One pool per Deltek tenant (named from DELTEK_API_URL's host and path): posting steps of
 # one tenant never overlap, across runs and machines; other tenants are not held up.
 POSTING_POOL = "deltek-" + (re.sub(r"[^a-z0-9]+", "-", tenant_tag()).strip("-") or "tenant")
-CHECKS = ("every_line_mapped", "complete", "no_duplicates", "read_back_matches", "totals_match")
+CHECK_DESCRIPTIONS = {
+    "every_line_mapped": "Every approved line has a Deltek project and GL account (records held "
+    "back for a mapping reason make it warn).",
+    "complete": "Every approved record of the month has a ledger row: nothing fell through.",
+    "no_duplicates": "Deltek shows each of the month's documents once, and no two Procore "
+    "records claim one Deltek document.",
+    "read_back_matches": "Deltek shows every document the connector placed with the planned "
+    "lines and amounts (read from Deltek, not from the ledger).",
+    "totals_match": "Procore's approved total for the month equals Deltek's total of the "
+    "connector's documents, to the cent; open records make it warn with their count.",
+}
+CHECKS = tuple(CHECK_DESCRIPTIONS)
 TABLE_ROWS = 50
 
 
@@ -305,21 +316,19 @@ def _cell(value: Any, kind: str) -> Any:
     return "" if value is None else str(value)
 
 
-def posting_result(report: PostingReport, asset_key: str) -> dg.MaterializeResult:
+def period_metadata(report: PostingReport) -> dict[str, Any]:
+    """What one month's partition shows: that month's counts, totals and tables only."""
     counts = report.counts
     rows = report.outcome.results if report.outcome else [r.table_row() for r in report.plan]
     changed = [r for r in rows if r.get("status", r["action"]) not in ("skipped", "skip")]
-    summary = (
-        f"**{', '.join(report.periods)}**: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        + f"; posted {report.total('posted', 'adjusted')}, adopted {report.total('adopted')}"
-    )
-    metadata: dict[str, Any] = {
-        "summary": dg.MetadataValue.md(summary),
+    return {
+        "summary": dg.MetadataValue.md(_summary_table(report)),
         "posted": counts.get("posted", 0),
         "adopted (already in Deltek)": counts.get("adopted", 0),
         "adjusted": counts.get("adjusted", 0),
-        "skipped": counts.get("skipped", counts.get("skip", 0)),
+        "skipped (posted earlier, unchanged, or nothing to post)": counts.get(
+            "skipped", counts.get("skip", 0)
+        ),
         "quarantined": counts.get("quarantined", counts.get("quarantine", 0)),
         "review": counts.get("review", 0),
         "failed": counts.get("failed", 0) + counts.get("aborted", 0),
@@ -327,6 +336,37 @@ def posting_result(report: PostingReport, asset_key: str) -> dg.MaterializeResul
         "quarantine": _table(report.quarantined()),
         "plan": _table(changed),
     }
+
+
+def _summary_table(report: PostingReport) -> str:
+    """A small markdown table: one row per month, never a line of 24 period names."""
+    parts = report.parts or {p: report for p in report.periods}
+    lines = [
+        "| period | posted | adopted | adjusted | quarantined | review | failed | posted total |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for period in sorted(parts):
+        c = parts[period].counts
+        lines.append(
+            f"| {period} | {c.get('posted', 0)} | {c.get('adopted', 0)} | {c.get('adjusted', 0)}"
+            f" | {c.get('quarantined', c.get('quarantine', 0))} | {c.get('review', 0)}"
+            f" | {c.get('failed', 0) + c.get('aborted', 0)}"
+            f" | {parts[period].total('posted', 'adjusted')} |"
+        )
+    return "\n".join(lines)
+
+
+def posting_result(
+    report: PostingReport, asset_key: str, context: dg.AssetExecutionContext | None = None
+) -> dg.MaterializeResult:
+    """Each partition gets its own month's metadata; the checks cover the whole run."""
+    if context is not None and context.has_partition_key_range:
+        for period in context.partition_keys:
+            part = report.parts.get(period) or PostingReport([period], report.kinds, plan=[])
+            context.add_asset_metadata(period_metadata(part), partition_key=period)
+        metadata = None
+    else:
+        metadata = period_metadata(report)
     check_results = [
         dg.AssetCheckResult(
             asset_key=asset_key,
@@ -358,7 +398,9 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
         partitions_def=accounting_months,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POSTING_POOL,
-        check_specs=[dg.AssetCheckSpec(c, asset=name) for c in CHECKS],
+        check_specs=[
+            dg.AssetCheckSpec(c, asset=name, description=CHECK_DESCRIPTIONS[c]) for c in CHECKS
+        ],
         description=description,
     )
     def _asset(
@@ -390,7 +432,7 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
         state.store().put_reference(f"report:{name}:{context.run.run_id}", summary)
         state.store().put_reference(f"report:{name}", summary)
         context.log.info(f"{name} {periods[0]}..{periods[-1]}: {report.counts}")
-        return posting_result(report, name)
+        return posting_result(report, name, context)
 
     return _asset
 

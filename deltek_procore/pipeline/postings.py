@@ -84,6 +84,8 @@ class PostingReport:
     plan: list[PlanRow]
     outcome: Outcome | None = None
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
+    # one report per period of the run, so each monthly partition shows its own figures
+    parts: dict[str, PostingReport] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -160,14 +162,16 @@ def run_postings(
             if not cands:
                 continue
             rows = plan(cands, ctx, store, settings, taken=taken, release=release)
+            part = report.parts[period] = PostingReport([period], tuple(kinds), plan=[])
             if poster is None:
                 report.plan.extend(rows)
+                part.plan = rows
                 continue
             outcome = poster.apply(rows, holdings)
             _merge(report.outcome, outcome)
-            per_period.append(
-                (period, evaluate_checks(store, cands, ctx, outcome, kinds, period, holdings))
-            )
+            part.outcome = outcome
+            part.checks = evaluate_checks(store, cands, ctx, outcome, kinds, period, holdings)
+            per_period.append((period, part.checks))
         if poster is not None:
             report.checks = _merge_checks(per_period, periods)
     return report

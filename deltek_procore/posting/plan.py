@@ -71,6 +71,7 @@ class PlanRow:
     posted: LedgerRow | None = None  # the last posted revision, for late changes
     batch: str | None = None
     master_key: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)  # Procore's vendor, number, amount
 
     @property
     def amount(self) -> Decimal | None:
@@ -97,10 +98,10 @@ class PlanRow:
             "record_id": self.record_id,
             "period": self.period or "",
             "action": self.action,
-            "vendor": self.vendor or "",
-            "document": self.doc_number or "",
+            "vendor": self.vendor or self.facts.get("vendor", ""),
+            "document": self.doc_number or self.facts.get("document", ""),
             "account": account,
-            "amount": str(self.amount) if self.amount is not None else "",
+            "amount": str(self.amount) if self.amount is not None else self.facts.get("amount", ""),
             "batch": self.batch or "",
             "reason": self.reason,
         }
@@ -170,6 +171,19 @@ def plan(
     return rows
 
 
+def record_facts(record: Any) -> dict[str, str]:
+    """What Procore says of a record, for rows that have no document (a quarantine)."""
+    number = getattr(record, "invoice_number", None) or getattr(record, "number", None)
+    amount = getattr(record, "current_payment_due", None)
+    if amount is None:
+        amount = getattr(record, "grand_total", None)
+    return {
+        "vendor": str(getattr(record, "vendor_name", None) or ""),
+        "document": str(number or ""),
+        "amount": "" if amount is None else str(amount),
+    }
+
+
 @dataclass(frozen=True)
 class _RecordView:
     """What the store knows of one record when it is planned."""
@@ -195,6 +209,7 @@ def _plan_one(
         "period": cand.period,
         "content_hash": cand.content_hash,
         "ledger": latest,
+        "facts": record_facts(cand.record),
     }
     same_as_latest = latest is not None and latest.content_hash == cand.content_hash
     if record_id in ignored:
