@@ -3,17 +3,30 @@
 Environment variables win; missing values come from the encrypted credential
 store (`deltek-procore credentials set ...`). Errors name the variables that are
 missing, never a value.
+
+Every path to a Procore or Deltek client builds its settings here, so the transport rule
+lives here once (:func:`checked_url`): credentials only travel over https, except to a
+loopback host (the sandbox, a local tunnel) or when the operator opts in with
+``DELTEK_PROCORE_ALLOW_INSECURE_HTTP=1``, which is warned about on every construction.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from deltek_procore.credentials import CredentialStore
+from deltek_procore.credentials import CredentialStore, MasterKeyError
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings
 from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
 from deltek_procore.state.store import default_state_url
+
+log = logging.getLogger(__name__)
+
+INSECURE_HTTP_ENV = "DELTEK_PROCORE_ALLOW_INSECURE_HTTP"
+_TRUE = frozenset({"1", "true", "yes"})
 
 PROCORE_DEFAULTS = {
     "PROCORE_AUTH_URL": "https://login.procore.com/oauth/token",
@@ -34,11 +47,66 @@ def resolved(system: str, env: Mapping[str, str] | None = None) -> dict[str, str
     try:
         store = CredentialStore(default_state_url(dict(env)), env=env)
         values = store.resolve(system, env)  # type: ignore[arg-type]
+    except MasterKeyError as exc:
+        # The store holds credentials this key cannot read: say that, not "set X".
+        raise ConfigurationError(f"{system}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - the store is optional; env may suffice
         values = {k: v for k, v in env.items() if k.startswith(system.upper() + "_") and v}
         if not values:
             raise ConfigurationError(f"{system} credentials unavailable: {exc}") from None
     return values
+
+
+_EXAMPLES = {
+    "PROCORE_AUTH_URL": PROCORE_DEFAULTS["PROCORE_AUTH_URL"],
+    "PROCORE_API_URL": PROCORE_DEFAULTS["PROCORE_API_URL"],
+    "DELTEK_API_URL": "https://acme.deltekfirst.com/ACME/api",
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_url(name: str, url: str, env: Mapping[str, str] | None = None) -> str:
+    """``url`` (the value of variable ``name``) if credentials may be sent to it.
+
+    https always; http only to a loopback host (127.0.0.0/8, ::1, localhost), or anywhere
+    when ``DELTEK_PROCORE_ALLOW_INSECURE_HTTP=1``, then with a warning naming the variable
+    and the host. Messages name the host only: a URL may carry a user or a token.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if scheme not in ("http", "https") or not host:
+        raise ConfigurationError(
+            f"{name} must be an https:// URL with a host name (e.g. "
+            f"{_EXAMPLES.get(name, 'https://host/path')}); set {name} to one"
+        )
+    if scheme == "https" or _is_loopback(host):
+        return url
+    if _env(env).get(INSECURE_HTTP_ENV, "").strip().lower() in _TRUE:
+        log.warning(
+            "%s uses plain http:// to %s (%s=1): credentials and data cross the network "
+            "unencrypted",
+            name,
+            host,
+            INSECURE_HTTP_ENV,
+        )
+        return url
+    raise ConfigurationError(
+        f"{name} uses plain http:// to {host}, which would send credentials unencrypted: set "
+        f"{name} to its https:// URL (for a test server on a network you trust, "
+        f"{INSECURE_HTTP_ENV}=1 allows http)"
+    )
 
 
 def _require(values: Mapping[str, str], names: tuple[str, ...], system: str) -> None:
@@ -60,8 +128,8 @@ def procore_settings(env: Mapping[str, str] | None = None) -> ProcoreSettings:
     except ValueError:
         raise ConfigurationError("PROCORE_COMPANY_ID must be a number") from None
     return ProcoreSettings(
-        auth_url=values["PROCORE_AUTH_URL"],
-        api_url=values["PROCORE_API_URL"],
+        auth_url=checked_url("PROCORE_AUTH_URL", values["PROCORE_AUTH_URL"], env),
+        api_url=checked_url("PROCORE_API_URL", values["PROCORE_API_URL"], env),
         client_id=values["PROCORE_CLIENT_ID"],
         client_secret=values["PROCORE_CLIENT_SECRET"],
         company_id=company,
@@ -83,7 +151,7 @@ def deltek_settings(env: Mapping[str, str] | None = None) -> DeltekSettings:
         "deltek",
     )
     return DeltekSettings(
-        api_url=values["DELTEK_API_URL"],
+        api_url=checked_url("DELTEK_API_URL", values["DELTEK_API_URL"], env),
         username=values["DELTEK_USERNAME"],
         password=values["DELTEK_PASSWORD"],
         database=values["DELTEK_DATABASE"],

@@ -71,6 +71,12 @@ class CredentialsError(Exception):
     """Credentials cannot be stored or read; the message never holds a secret."""
 
 
+class MasterKeyError(CredentialsError):
+    """The master key is malformed, missing, or not the one the stored credentials were
+    encrypted with. The message names the key's source (the variable or the key file's path),
+    never the key, and says how to fix it."""
+
+
 def default_key_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     home = env.get("DAGSTER_HOME")
@@ -83,14 +89,21 @@ def _check_system(system: str) -> str:
     return system
 
 
+_GENERATE = (
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
+_STORE_AGAIN = "`deltek-procore credentials set procore` (and `... deltek`)"
+
+
 def _fernet(key: bytes | str, source: str) -> Fernet:
     try:
         return Fernet(key)
     except (ValueError, TypeError):
-        raise CredentialsError(
-            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes); generate "
-            "one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'"
+        raise MasterKeyError(
+            f"{source} is malformed: not a valid Fernet key (32 url-safe base64-encoded bytes), "
+            "so it cannot decrypt the stored credentials; set it to the key the credentials "
+            f"were stored with, or generate a new key with: {_GENERATE} and store the "
+            f"credentials again with {_STORE_AGAIN}"
         ) from None
 
 
@@ -127,18 +140,32 @@ class CredentialStore:
         if self._cipher is not None:
             return self._cipher
         if self._key is not None:
-            self._key_source = "the key passed to CredentialStore"
-            self._cipher = _fernet(self._key, "the given key")
+            self._key_source, raw = "the key passed to CredentialStore", self._key
         elif self._env.get(MASTER_KEY_ENV):
-            self._key_source = MASTER_KEY_ENV
-            self._cipher = _fernet(self._env[MASTER_KEY_ENV].strip(), MASTER_KEY_ENV)
+            self._key_source, raw = MASTER_KEY_ENV, self._env[MASTER_KEY_ENV].strip()
         else:
+            self._key_source = f"the key file {self.key_file}"
             raw = self._read_key_file(create)
             if raw is None:
                 return None
-            self._key_source = f"key file {self.key_file}"
-            self._cipher = _fernet(raw, f"key file {self.key_file}")
+        self._cipher = _fernet(raw, self._key_source)
         return self._cipher
+
+    def _wrong_key(self, system: str) -> MasterKeyError:
+        """Why the key in use cannot read ``system``'s row, and the two ways out."""
+        if self._key_source == MASTER_KEY_ENV:
+            fix = f"set {MASTER_KEY_ENV} to the key they were stored with"
+        elif self._key_source.startswith("the key file"):
+            fix = (
+                f"restore the key file they were stored with (or set {MASTER_KEY_ENV} to that key)"
+            )
+        else:
+            fix = "pass the key they were stored with"
+        return MasterKeyError(
+            f"{self._key_source} does not decrypt the stored {system} credentials (they were "
+            f"stored with another key): {fix}, or store them again with "
+            f"`deltek-procore credentials set {system}`"
+        )
 
     def _read_key_file(self, create: bool) -> bytes | None:
         path = self.key_file
@@ -154,7 +181,11 @@ class CredentialStore:
             if raw:
                 return raw
             time.sleep(0.02)
-        raise CredentialsError(f"key file {path} is empty; delete it or restore the key")
+        raise MasterKeyError(
+            f"the key file {path} is empty, so it cannot decrypt the stored credentials; "
+            "restore the key they were stored with, or delete the file and store them again "
+            f"with {_STORE_AGAIN}"
+        )
 
     @staticmethod
     def _create_key_file(path: Path) -> None:
@@ -223,17 +254,16 @@ class CredentialStore:
             return None
         cipher = self._cipher_for(create=False)
         if cipher is None:
-            raise CredentialsError(
-                f"stored credentials for {system} exist but there is no key: set "
-                f"{MASTER_KEY_ENV} or restore the key file {self.key_file}"
+            raise MasterKeyError(
+                f"stored credentials for {system} exist but there is no key to decrypt them: "
+                f"{MASTER_KEY_ENV} is not set and the key file {self.key_file} does not exist; "
+                f"set {MASTER_KEY_ENV} or restore the key file with the key they were stored "
+                f"with, or store them again with `deltek-procore credentials set {system}`"
             )
         try:
             data = json.loads(cipher.decrypt(token.encode("ascii")))
         except (InvalidToken, ValueError):
-            raise CredentialsError(
-                f"stored credentials cannot be decrypted with this key ({MASTER_KEY_ENV} or key "
-                f"file {self.key_file}); the key in use came from {self._key_source}"
-            ) from None
+            raise self._wrong_key(system) from None
         if not isinstance(data, dict) or data.get("system") != system:
             raise CredentialsError(f"stored credentials row {system!r} belongs to another system")
         return {str(k): str(v) for k, v in data.get("values", {}).items()}

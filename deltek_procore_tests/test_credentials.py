@@ -14,6 +14,7 @@ from deltek_procore.credentials import (
     NAMES,
     CredentialsError,
     CredentialStore,
+    MasterKeyError,
     default_key_file,
 )
 
@@ -103,14 +104,35 @@ def test_wrong_key_gives_a_clear_error_without_secrets(tmp_path):
     sqlite_store(tmp_path).set("procore", PROCORE)
     other_key = Fernet.generate_key()
     store = sqlite_store(tmp_path, env={MASTER_KEY_ENV: other_key.decode()})
-    with pytest.raises(CredentialsError) as info:
+    with pytest.raises(MasterKeyError) as info:
         store.get("procore")
     msg = str(info.value)
-    assert msg.startswith("stored credentials cannot be decrypted with this key")
-    assert MASTER_KEY_ENV in msg and KEY_FILE_NAME in msg
-    assert "came from DELTEK_PROCORE_MASTER_KEY" in msg
+    assert msg.startswith(f"{MASTER_KEY_ENV} does not decrypt the stored procore credentials")
+    assert f"set {MASTER_KEY_ENV} to the key they were stored with" in msg
+    assert "store them again with `deltek-procore credentials set procore`" in msg
     assert SECRET not in msg and other_key.decode() not in msg
     assert info.value.__suppress_context__  # the InvalidToken chain is not shown
+
+
+def test_replaced_key_file_is_named_by_its_path(tmp_path):
+    sqlite_store(tmp_path).set("deltek", DELTEK)
+    key_file = tmp_path / "home" / KEY_FILE_NAME
+    key_file.write_bytes(Fernet.generate_key())
+    with pytest.raises(MasterKeyError) as info:
+        sqlite_store(tmp_path).get("deltek")
+    msg = str(info.value)
+    assert msg.startswith(f"the key file {key_file} does not decrypt the stored deltek")
+    assert "restore the key file they were stored with" in msg
+    assert "`deltek-procore credentials set deltek`" in msg
+    assert key_file.read_text().strip() not in msg
+
+
+def test_empty_key_file_is_a_key_problem(tmp_path):
+    sqlite_store(tmp_path).set("deltek", DELTEK)
+    key_file = tmp_path / "home" / KEY_FILE_NAME
+    key_file.write_bytes(b"")
+    with pytest.raises(MasterKeyError, match=f"the key file {key_file} is empty"):
+        sqlite_store(tmp_path).get("deltek")
 
 
 def test_master_key_env_and_explicit_key(tmp_path):
@@ -126,17 +148,32 @@ def test_master_key_env_and_explicit_key(tmp_path):
 def test_invalid_master_key_is_named_not_echoed(tmp_path):
     bogus = "not-a-fernet-key-" + SECRET
     store = sqlite_store(tmp_path, env={MASTER_KEY_ENV: bogus})
-    with pytest.raises(CredentialsError) as info:
+    with pytest.raises(MasterKeyError) as info:
         store.set("procore", PROCORE)
-    assert MASTER_KEY_ENV in str(info.value) and "not a valid Fernet key" in str(info.value)
-    assert bogus not in str(info.value)
+    msg = str(info.value)
+    assert msg.startswith(f"{MASTER_KEY_ENV} is malformed: not a valid Fernet key")
+    assert "set it to the key the credentials were stored with" in msg
+    assert "deltek-procore credentials set procore" in msg
+    assert bogus not in msg
+
+
+def test_malformed_key_file_is_named_by_its_path(tmp_path):
+    sqlite_store(tmp_path).set("procore", PROCORE)
+    key_file = tmp_path / "home" / KEY_FILE_NAME
+    key_file.write_text("garbage-" + SECRET)
+    with pytest.raises(MasterKeyError) as info:
+        sqlite_store(tmp_path).get("procore")
+    assert str(info.value).startswith(f"the key file {key_file} is malformed")
+    assert SECRET not in str(info.value)
 
 
 def test_rows_without_a_key_say_so(tmp_path):
     sqlite_store(tmp_path).set("procore", PROCORE)
     lost = sqlite_store(tmp_path, key_file=tmp_path / "elsewhere" / KEY_FILE_NAME)
-    with pytest.raises(CredentialsError, match="there is no key"):
+    with pytest.raises(MasterKeyError, match="there is no key") as info:
         lost.get("procore")
+    assert str(tmp_path / "elsewhere" / KEY_FILE_NAME) in str(info.value)
+    assert "credentials set procore" in str(info.value)
     assert not (tmp_path / "elsewhere" / KEY_FILE_NAME).exists()
 
 
@@ -233,7 +270,7 @@ def test_store_on_postgresql(tmp_path):
         assert len(rows) == 1 and rows[0][0] == "procore"
         assert SECRET not in rows[0][1] and rows[0][2].tzinfo is not None
         wrong = CredentialStore(engine, key=Fernet.generate_key(), env={})
-        with pytest.raises(CredentialsError, match="cannot be decrypted"):
+        with pytest.raises(MasterKeyError, match="does not decrypt the stored procore"):
             wrong.get("procore")
         assert store.delete("procore")
     finally:
