@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 # The Dagster UI on the demo's data.
 dev: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/.dagster_home DELTEK_PROCORE_STATE_URL=sqlite:///$(CURDIR)/.dagster_home/demo-state.db \
+	DAGSTER_HOME=$(CURDIR)/.dagster_home \
 		$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)

@@ -543,14 +543,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 
     home = ensure_dagster_home()
-    state_file = home / "demo-state.db"
+    # The demo's sandbox starts empty, so its state starts empty too: the default state
+    # database under DAGSTER_HOME, which `make dev`, `sandbox up`, `status` and the CLI use.
+    os.environ.pop("DELTEK_PROCORE_STATE_URL", None)
+    state_file = home / "deltek_procore_state.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state_file}{suffix}").unlink(missing_ok=True)
     print(f"starting the sandbox ({args.records} records) ...", file=sys.stderr)
     box = start_sandbox(records=args.records, seed=args.seed, workdir=home)
     try:
         os.environ.update(box.env)
-        os.environ["DELTEK_PROCORE_STATE_URL"] = f"sqlite:///{state_file}"
         periods = sandbox_periods(box)
         print(
             f"syncing {len(periods)} months, {periods[0]} .. {periods[-1]}, in one Dagster run ...",
@@ -565,11 +567,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         box.stop()
     print(
-        "\nSee the same run in the Dagster UI (lineage, partitions, checks):\n"
-        f"  DAGSTER_HOME={home} DELTEK_PROCORE_STATE_URL=sqlite:///{state_file} "
-        ".venv/bin/dagster dev -w workspace.yaml\n"
-        "then open http://127.0.0.1:3000 . To run more syncs, start `deltek-procore sandbox up` "
-        "in another terminal and paste its exports first."
+        "\nSee the same run in the Dagster UI (lineage, partitions, checks): `make dev`, then "
+        "open http://127.0.0.1:3000 .\n"
+        f"What waits for a person: DAGSTER_HOME={home} .venv/bin/deltek-procore status\n"
+        "To run more syncs, start `deltek-procore sandbox up` in another terminal and paste "
+        "its exports first."
     )
     return code
 
