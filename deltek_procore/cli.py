@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,16 +59,31 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], limit: int = 50) -> str:
+def _table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    limit: int = 50,
+    wrap: str | None = None,
+    width: int = 70,
+) -> str:
+    """Rows as aligned columns; the `wrap` column (last) is wrapped, never cut."""
     if not rows:
         return "  (none)"
     shown = rows[:limit]
-    widths = {c: min(60, max(len(c), *(len(str(r.get(c, ""))) for r in shown))) for c in columns}
-    lines = ["  " + "  ".join(c.ljust(widths[c]) for c in columns)]
+    fixed = [c for c in columns if c != wrap]
+    widths = {c: min(60, max(len(c), *(len(str(r.get(c, ""))) for r in shown))) for c in fixed}
+    order = fixed + ([wrap] if wrap else [])
+    head = "  ".join(c.ljust(widths[c]) if c in widths else c for c in order)
+    lines = ["  " + head.rstrip()]
+    indent = "  " + " " * sum(widths[c] + 2 for c in fixed)
     for r in shown:
-        lines.append(
-            "  " + "  ".join(str(r.get(c, ""))[: widths[c]].ljust(widths[c]) for c in columns)
-        )
+        cells = "  ".join(str(r.get(c, ""))[: widths[c]].ljust(widths[c]) for c in fixed)
+        if wrap:
+            text = textwrap.wrap(str(r.get(wrap, "") or ""), width) or [""]
+            lines.append(("  " + cells + "  " + text[0]).rstrip())
+            lines.extend(indent + more for more in text[1:])
+        else:
+            lines.append(("  " + cells).rstrip())
     if len(rows) > limit:
         lines.append(f"  ... and {len(rows) - limit} more (see `deltek-procore status --json`)")
     return "\n".join(lines)
@@ -126,6 +142,11 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
             counts = rep["counts"]
             print(f"\n{name}  ({rep['periods'][0]} .. {rep['periods'][-1]})")
             print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "  nothing")
+            if counts.get("skipped") or counts.get("skip"):
+                print(
+                    "  (skipped: already in Deltek and unchanged since, not approved in Procore, "
+                    "or nothing billed this period; `replay KIND ID --explain` says which)"
+                )
             if not plan_only:
                 print(
                     f"  posted total {rep['posted_total']}   adopted total {rep['adopted_total']}"
@@ -278,12 +299,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store()
     periods = [args.period] if args.period else None
     counts = store.status_counts(periods)
+    from deltek_procore.state.store import RECORD_STATES
+
+    unknown = sorted(set(args.state or []) - set(RECORD_STATES))
+    if unknown:
+        print(
+            f"error: unknown state(s) {', '.join(unknown)}; valid: {', '.join(RECORD_STATES)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     statuses = args.state or ["quarantined", "failed", "aborted", "review", "missing", "changed"]
     rows = [
         {
             "kind": r.kind, "record_id": r.record_id, "revision": r.revision, "period": r.period,
             "status": r.status, "document": r.document or "", "amount": r.amount or "",
-            "batch": r.deltek_batch or "", "reason": (r.reason or "")[:160],
+            "batch": r.deltek_batch or "", "reason": r.reason or "",
         }
         for r in store.ledger_rows(kinds=args.kind, periods=periods, statuses=statuses)
     ]  # fmt: skip
@@ -310,7 +340,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     for kind, by_status in sorted(counts.items()):
         print(f"  {kind:<15} " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
     print(f"\n{', '.join(statuses)}:")
-    print(_table(rows, ("kind", "record_id", "period", "status", "document", "amount", "reason")))
+    print(
+        _table(
+            rows,
+            ("kind", "record_id", "period", "status", "document", "amount", "reason"),
+            wrap="reason",
+        )
+    )
     print(f"\nreview queue ({len(reviews)} open):")
     print(_table(reviews, ("kind", "record_id", "posted_amount", "new_amount", "reason")))
     print(

@@ -197,3 +197,20 @@ def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
     ):
         assert f"export {name}=" in text
     assert proc.returncode == 0
+
+
+def test_status_refuses_an_unknown_state_listing_the_valid_ones(synced, capsys) -> None:
+    assert main(["status", "--state", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and "quarantined" in err and "missing" in err
+
+
+def test_status_shows_whole_reasons_and_an_amount_on_quarantined_rows(synced, capsys) -> None:
+    assert main(["status", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)["records"]
+    quarantined = [r for r in records if r["status"] == "quarantined"]
+    assert quarantined and all(r["amount"] for r in quarantined)
+    longest = max(quarantined, key=lambda r: len(r["reason"]))
+    assert main(["status", "--state", "quarantined"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert " ".join(longest["reason"].split()) in text

@@ -183,7 +183,10 @@ class Poster:
             "action": str(row.action),
             "mapping_hash": self.mapping_hash,
             "run_id": self.run_id,
-            "amount": str(row.amount) if row.amount is not None else None,
+            # a quarantined record has no document: keep Procore's amount for `status`
+            "amount": str(row.amount)
+            if row.amount is not None
+            else (row.facts.get("amount") or None),
             "document_json": document_to_json(document) if document else None,
             "deltek_vendor": row.vendor,
             "document": row.doc_number,
@@ -523,7 +526,8 @@ class Poster:
                         "status": str(status),
                         "deltek_batch": held.batch,
                         "deltek_key": ref,
-                        "reason": row.reason,
+                        "reason": f"{status} in batch {held.batch}; Deltek shows it with the "
+                        "planned lines (verified)",
                     },
                 )
             )
