@@ -37,6 +37,12 @@ from pydantic import (
 ENV_VAR = "DELTEK_PROCORE_MAPPINGS"
 DEFAULT_PATH = "mappings.yaml"
 
+#: A real mapping file is a few kB; anything near this cap is the wrong file or an attack.
+MAX_BYTES = 5 * 1024 * 1024
+#: Nesting levels allowed (a mapping file needs 4: file, section, rule, value). Deeper YAML
+#: is refused with its line instead of recursing until Python gives up.
+MAX_DEPTH = 20
+
 #: Record kinds an ``ignore`` rule can name (the pipeline's kinds).
 IGNORE_KINDS = (
     "requisition",
@@ -420,9 +426,17 @@ def _ignore_duplicates(data: Any, lines: Mapping[Loc, int], source: str) -> list
 # --------------------------------------------------------------------------- public API
 
 
+class _TooDeep(yaml.MarkedYAMLError):
+    """Nesting beyond MAX_DEPTH; reported with its line, not as "not valid YAML"."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """Refuses anchors/aliases: a mapping file never needs them, and nested aliases
-    ("billion laughs") can make a tiny file take minutes to expand."""
+    ("billion laughs") can make a tiny file take minutes to expand. Also stops at MAX_DEPTH
+    levels of nesting: composing is recursive, so a file of 100 000 ``[`` would otherwise end
+    in a RecursionError."""
+
+    _depth = 0
 
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         if self.check_event(yaml.AliasEvent):
@@ -433,13 +447,49 @@ class _NoAliasLoader(yaml.SafeLoader):
                 "anchors and aliases (*name) are not supported in the mapping file",
                 event.start_mark,
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _TooDeep(
+                None,
+                None,
+                f"nested more than {MAX_DEPTH} levels deep (a mapping file needs 4: section, "
+                "list, rule, value); check the indentation and brackets here",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_big(source: str, size: int, *, at_least: bool = False) -> MappingFileError:
+    cap = _megabytes(MAX_BYTES)
+    amount = (
+        f"over the {cap} cap (reading went past {MAX_BYTES} bytes)"
+        if at_least
+        else f"{_megabytes(size)} ({size} bytes), over the {cap} cap"
+    )
+    message = (
+        f"mapping file is {amount}; a mapping file is a few kB: check that {ENV_VAR} "
+        "names the right file"
+    )
+    return MappingFileError([MappingProblem(source, None, "", message)])
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def parse_mapping(text: str, source: str = "<mapping>") -> MappingFile:
     """Validate mapping YAML text; ``source`` names it in error messages."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise _too_big(source, size)
     try:
         root = yaml.compose(text, Loader=_NoAliasLoader)
+    except _TooDeep as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise MappingFileError([MappingProblem(source, line, "", str(exc.problem))]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -526,7 +576,7 @@ def load_mapping(
     """Read and validate the mapping file (``path``, else from the environment)."""
     file = Path(path) if path is not None else mapping_path(env)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = _read_capped(file)
     except FileNotFoundError:
         raise MappingFileError(
             [
@@ -545,6 +595,19 @@ def load_mapping(
             [MappingProblem(str(file), None, "", f"cannot read mapping file: {reason}")]
         ) from None
     return parse_mapping(text, source=str(file))
+
+
+def _read_capped(file: Path) -> str:
+    """The file's text, refusing more than MAX_BYTES before reading it whole: by its size,
+    and by what a read returns (a device or a file still growing has no honest size)."""
+    size = file.stat().st_size
+    if size > MAX_BYTES:
+        raise _too_big(str(file), size)
+    with file.open("rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise _too_big(str(file), len(data), at_least=True)
+    return data.decode("utf-8")
 
 
 def mapping_hash(mapping: MappingFile) -> str:

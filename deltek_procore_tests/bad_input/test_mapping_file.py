@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from deltek_procore.mapping.config import MappingFileError, load_mapping
+from deltek_procore.mapping.config import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MappingFileError,
+    load_mapping,
+    parse_mapping,
+)
 
 BASE = textwrap.dedent(
     """\
@@ -158,4 +164,98 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
         )
     except subprocess.TimeoutExpired:
         pytest.fail("load_mapping still busy after 10 s on a 1 kB file")
-    assert "bomb.yaml" in done.stdout, done.stdout + done.stderr
+    # refused at the first alias, with its line, before anything is expanded
+    assert done.stdout.startswith(f"{path}:10: not valid YAML: "), done.stdout + done.stderr
+    assert "anchors and aliases (*name) are not supported" in done.stdout
+
+
+def test_merge_key_alias_is_refused_too(tmp_path: Path) -> None:
+    text = BASE + "base: &base {a: 1}\nother:\n  <<: *base\n"
+    path = tmp_path / "merge.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MappingFileError) as caught:
+        load_mapping(path)
+    assert caught.value.messages[0].startswith(f"{path}:11: not valid YAML: anchors and aliases")
+
+
+def _run_isolated(path: Path, limit_mb: int = 1024) -> subprocess.CompletedProcess[str]:
+    """load_mapping(path) in a child with a memory cap: a missing guard fails, not the host."""
+    code = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({limit_mb} << 20, {limit_mb} << 20))\n"
+        "from deltek_procore.mapping.config import load_mapping, MappingFileError\n"
+        "try:\n    load_mapping(sys.argv[1])\nexcept MappingFileError as e:\n    print(e)\n"
+    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"load_mapping({path}) still busy after 30 s")
+
+
+def test_file_over_the_size_cap_is_refused_by_size(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    padding = "# " + "x" * 1021 + "\n"  # 1 kB comment lines: valid YAML, just too much of it
+    path.write_text(BASE + padding * (MAX_BYTES // 1024 + 200), encoding="utf-8")
+    size = path.stat().st_size
+    with pytest.raises(MappingFileError) as caught:
+        load_mapping(path)
+    (message,) = caught.value.messages
+    assert message.startswith(f"{path}: mapping file is 5.2 MB ({size} bytes), over the 5.0 MB cap")
+    assert "DELTEK_PROCORE_MAPPINGS" in message
+
+
+def test_a_file_without_an_honest_size_is_cut_at_the_cap() -> None:
+    """/dev/zero reports size 0 and never ends: it is read up to the cap, then refused."""
+    done = _run_isolated(Path("/dev/zero"), limit_mb=512)
+    assert done.stdout.startswith("/dev/zero: mapping file is over the 5.0 MB cap"), (
+        done.stdout + done.stderr
+    )
+
+
+def test_file_just_under_the_cap_is_read() -> None:
+    text = BASE + "# " + "x" * (MAX_BYTES - len(BASE) - 3) + "\n"
+    assert len(text.encode()) == MAX_BYTES
+    assert parse_mapping(text, "big.yaml").gl_accounts[0].account == "5100"
+    with pytest.raises(MappingFileError, match="over the 5.0 MB cap"):
+        parse_mapping(text + "#", "big.yaml")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("flow lists", "[" * 100_000 + "]" * 100_000, 1),
+        ("flow mappings", "x: " + "{a: " * 50_000 + "1" + "}" * 50_000, 1),
+        (
+            "block mappings",
+            "".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "v\n",
+            20,
+        ),
+        ("block lists", "- " * 5_000 + "x\n", 1),
+    ],
+)
+def test_deep_nesting_is_a_line_not_a_recursion_error(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MappingFileError) as caught:
+        load_mapping(path)
+    (message,) = caught.value.messages
+    assert message.startswith(f"{path}:{line}: nested more than {MAX_DEPTH} levels deep"), message
+
+
+def test_nesting_up_to_the_cap_is_only_a_shape_error(tmp_path: Path) -> None:
+    """20 levels (the scalars count as one) pass the YAML guard; the model then names the
+    bad field as usual."""
+    deep = "".join("  " * i + f"k{i}:\n" for i in range(1, MAX_DEPTH - 1)) + "  " * 19 + "v\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(BASE + "extra:\n" + deep, encoding="utf-8")
+    with pytest.raises(MappingFileError) as caught:
+        load_mapping(path)
+    assert caught.value.messages == [f"{path}:10: extra: unknown field"]
