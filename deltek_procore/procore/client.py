@@ -1050,7 +1050,8 @@ class ProcoreClient:
         return list(self.paginate(path, [("company_id", self.settings.company_id)]))
 
     def deliveries(self, hook_id: int, status: str = "any", page_size: int = 100) -> list[dict]:
-        """Delivery history, following the `page_start` cursor (last id of the page)."""
+        """Delivery history, following the `page_start` cursor: the `event_id` of the last
+        delivery of the page (deliveries have no `id` of their own)."""
         path = f"/rest/v1.0/webhooks/hooks/{int(hook_id)}/deliveries"
         out: list[dict] = []
         cursor: Any = None
@@ -1068,7 +1069,7 @@ class ProcoreClient:
             if len(items) < page_size:
                 return out
             last = items[-1]
-            following = last.get("id", last.get("event_id"))
+            following = last.get("event_id")
             if following is None or following == cursor:
                 return out
             cursor = following

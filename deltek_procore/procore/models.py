@@ -485,6 +485,9 @@ class DirectCostLine(ProcoreModel):
 
 class DirectCost(ProcoreModel):
     DERIVED: ClassVar[frozenset[str]] = frozenset({"project_id"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"total_amount", "vendor.company", "vendor.company_name"}
+    )
 
     id: Id
     project_id: OptId = None
@@ -558,7 +561,9 @@ class Commitment(ProcoreModel):
     DERIVED: ClassVar[frozenset[str]] = frozenset(
         {"project_id", "kind", "vendor_id", "vendor_name", "line_items"}
     )
-    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"type", "contract_type"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"type", "contract_type", "vendor.name", "vendor.company_name"}
+    )
 
     id: Id
     project_id: OptId = None
@@ -659,7 +664,9 @@ class ChangeOrderLine(ProcoreModel):
 
 class ChangeOrder(ProcoreModel):
     DERIVED: ClassVar[frozenset[str]] = frozenset({"project_id", "line_items"})
-    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset({"commitment_id", "contract", "commitment"})
+    LEGACY_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"commitment_id", "contract", "commitment", "project"}
+    )
 
     id: Id
     project_id: OptId = None

@@ -179,7 +179,7 @@ CONNECTOR_READS: dict[tuple[str, ...], tuple[str, ...]] = {
     (CHANGE_ORDER_LINES,): ("data", "data[].commitment_line_item_id"),
     (HOOKS,): ("id", "namespace", "destination_url", "destination_headers"),
     (TRIGGERS,): ("resource_name", "event_type"),
-    (DELIVERIES,): ("id", "event_id"),
+    (DELIVERIES,): ("event_id",),
 }
 
 

@@ -990,7 +990,8 @@ def test_webhook_hook_and_trigger_bodies(fake, rsps, clock):
 
 
 def test_deliveries_follow_the_page_start_cursor(fake, rsps, clock):
-    deliveries = [{"id": i, "event_id": 9000 + i, "outcome": "ok"} for i in range(1, 251)]
+    # Deliveries have no id of their own, only the event's (Procore's delivery model).
+    deliveries = [{"event_id": 9000 + i, "outcome": "ok"} for i in range(1, 251)]
     starts = []
 
     def callback(request):
@@ -998,15 +999,15 @@ def test_deliveries_follow_the_page_start_cursor(fake, rsps, clock):
         start = int(q.get("page_start", ["0"])[0])
         starts.append(start)
         assert q["filters[status]"] == ["failing"]
-        rows = [d for d in deliveries if d["id"] > start][: int(q["page_size"][0])]
+        rows = [d for d in deliveries if d["event_id"] > start][: int(q["page_size"][0])]
         return 200, {}, json.dumps(rows)
 
     rsps.add_callback(
         "GET", re.compile(API + r"/rest/v1.0/webhooks/hooks/3/deliveries.*"), callback
     )
     got = make_client(clock).deliveries(3, "failing")
-    assert [d["id"] for d in got] == list(range(1, 251))
-    assert starts == [0, 100, 200]
+    assert [d["event_id"] for d in got] == [9000 + i for i in range(1, 251)]
+    assert starts == [0, 9100, 9200]
 
 
 def test_hook_authorization_is_redacted_from_errors(fake, rsps, clock):
