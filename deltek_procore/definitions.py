@@ -15,15 +15,16 @@ from deltek_procore.defs.resources import (
 )
 from deltek_procore.defs.schedules import nightly_reconciliation
 from deltek_procore.defs.sensors import procore_webhook_sensor
+from deltek_procore.defs.summary import daily_summary, daily_summary_job, daily_summary_schedule
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*ALL_ASSETS, daily_summary],
         asset_checks=completeness_checks(),
-        jobs=[sync_job],
+        jobs=[sync_job, daily_summary_job],
         sensors=[procore_webhook_sensor],
-        schedules=[nightly_reconciliation],
+        schedules=[nightly_reconciliation, daily_summary_schedule],
         resources={
             "procore": ProcoreResource(),
             "deltek": DeltekResource(),

@@ -17,7 +17,8 @@ def tenant_tag() -> str:
 
 sync_job = dg.define_asset_job(
     "sync",
-    selection=dg.AssetSelection.all(),
+    # the daily summary has its own job and schedule: a sync never sends it
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("operations"),
     tags={TENANT_TAG: tenant_tag()},
     description="Read Procore, refresh the maps, post the month's approved spend to Deltek.",
 )

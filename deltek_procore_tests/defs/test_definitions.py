@@ -9,7 +9,7 @@ EXPECTED_ASSETS = {
     "procore_subcontractor_invoices", "procore_direct_costs", "procore_commitments",
     "procore_change_orders", "deltek_projects", "deltek_firms", "deltek_gl_accounts",
     "project_map", "vendor_firm_map", "gl_account_map", "deltek_ap_invoices",
-    "deltek_commitment_journal_entries", "deltek_reconciliation",
+    "deltek_commitment_journal_entries", "deltek_reconciliation", "daily_summary",
 }  # fmt: skip
 
 
@@ -45,3 +45,8 @@ def test_checks_job_sensor_schedule() -> None:
     assert defs.resolve_job_def("sync").name == "sync"
     assert defs.resolve_sensor_def("procore_webhook_sensor").name == "procore_webhook_sensor"
     assert defs.resolve_schedule_def("nightly_reconciliation").cron_schedule
+    assert defs.resolve_schedule_def("daily_summary_schedule").cron_schedule
+    sync_keys = {
+        k.to_user_string() for k in defs.resolve_job_def("sync").asset_layer.selected_asset_keys
+    }
+    assert "daily_summary" not in sync_keys and "deltek_reconciliation" in sync_keys
