@@ -16,9 +16,10 @@ from deltek_procore.defs.partitions import accounting_months
 from deltek_procore.defs.resources import MappingResource, StateStoreResource
 from deltek_procore.defs.sensors import run_request
 from deltek_procore.pipeline.completeness import gaps_by_kind, missing_from_ledger
-from deltek_procore.pipeline.triggers import reconciliation_plans
+from deltek_procore.pipeline.triggers import WINDOW_TAG, reconciliation_plans
 
 NIGHTLY_CRON_ENV = "DELTEK_PROCORE_NIGHTLY_CRON"
+CATCH_UP_TAG = "deltek-procore/catch-up-of"
 TIMEZONE_ENV = "DELTEK_PROCORE_TIMEZONE"
 
 
@@ -50,3 +51,35 @@ def nightly_reconciliation(
         context.log.warning(f"could not read ledger gaps ({exc}); window run only")
         gaps = {}
     return reconciliation_requests(when.strftime("%Y-%m-%d"), gaps, months)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[sync_job],
+    request_job=sync_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Right after a nightly window run: posts the records it staged that belong to "
+    "older months (a late approval), the same night instead of the next.",
+)
+def nightly_catch_up(
+    context: dg.RunStatusSensorContext, state: StateStoreResource, mapping: MappingResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    run = context.dagster_run
+    if not run.tags.get(WINDOW_TAG):
+        return dg.SkipReason("not a nightly window run")
+    types = mapping.load().defaults.direct_cost_types
+    gaps = gaps_by_kind(missing_from_ledger(state.store(), direct_cost_types=types, changed=True))
+    day = run.tags[WINDOW_TAG].removeprefix("window-")
+    plans = [p for p in reconciliation_plans(day, gaps) if p.label.startswith("catch-up")]
+    if not plans:
+        return dg.SkipReason("the nightly run left no approved record undecided")
+    requests = []
+    for plan in plans:
+        request = run_request(plan)
+        requests.append(
+            request.with_replaced_attrs(
+                run_key=f"after-{run.run_id}-{request.run_key}",
+                tags={**request.tags, CATCH_UP_TAG: run.run_id},
+            )
+        )
+    return requests

@@ -47,6 +47,7 @@ RECORD_INGEST_ASSETS = (
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 TRIGGER_TAG = "deltek-procore/trigger"
+WINDOW_TAG = "deltek-procore/nightly-window"
 DEFAULT_MAX_RUNS = 4
 
 Locate = Callable[[str, list[int]], Mapping[int, str | None]]
@@ -66,6 +67,7 @@ class RunPlan:
     event_keys: list[str] = field(default_factory=list)
     label: str = ""  # stable text for the run key when no events drive the run
     all_assets: bool = False  # the whole graph (nightly): reference data refreshed too
+    window: bool = False  # the nightly window run (a catch-up follows it the same night)
 
     @property
     def partition_key(self) -> str | None:
@@ -101,6 +103,8 @@ class RunPlan:
 
     def tags(self) -> dict[str, str]:
         tags = {TRIGGER_TAG: self.trigger}
+        if self.window:
+            tags[WINDOW_TAG] = self.label
         if self.event_keys:
             tags["deltek-procore/events"] = str(len(self.event_keys))
         if self.partition_key is None:
@@ -310,7 +314,12 @@ def reconciliation_plans(
     if valid is not None and previous not in valid:
         previous = current
     window = RunPlan(
-        start=previous, end=current, trigger="nightly", label=f"window-{day}", all_assets=True
+        start=previous,
+        end=current,
+        trigger="nightly",
+        label=f"window-{day}",
+        all_assets=True,
+        window=True,
     )
     window.reconcile_assets = set(RECORD_INGEST_ASSETS) | {"procore_vendors"}
     window.posting_assets = {"deltek_ap_invoices", "deltek_commitment_journal_entries"}
