@@ -13,8 +13,9 @@ import yaml
 
 from deltek_procore import connections
 from deltek_procore.mapping.accounts import CONFIRMED, INACTIVE, NOT_YET_USED
-from deltek_procore.mapping.config import load_mapping
+from deltek_procore.mapping.config import load_mapping, load_mapping_located
 from deltek_procore.mapping.matching import match_projects, match_vendors
+from deltek_procore.mapping.rules import gl_rule_warnings
 from deltek_procore.pipeline import reference
 from deltek_procore.state.store import StateStore
 
@@ -47,6 +48,7 @@ def check_report(store: StateStore | None = None) -> dict[str, Any]:
     """
     store = store or StateStore()
     mapping = _refresh(store)
+    rule_warnings = gl_rule_warnings(load_mapping_located())  # warnings, never gaps
     projects = reference.build_project_map(store, mapping)
     vendors = reference.build_vendor_map(store, mapping, None, create=False)
     gl = reference.build_gl_map(store, mapping, statuses=RELEVANT)
@@ -61,6 +63,7 @@ def check_report(store: StateStore | None = None) -> dict[str, Any]:
         "gl": {
             "pairs_in_use": len(gl["pairs"]),
             "glsummary_readable": gl["chart_readable"],
+            "warnings": rule_warnings,
             "unmapped": gl["unmapped"],
             "inactive": gl["bad_accounts"],
             "accounts": {
@@ -93,6 +96,8 @@ def render_check(report: dict[str, Any]) -> str:
         out.append(
             "  (Deltek's GLSummary is not readable; Deltek checks every account when a batch posts)"
         )
+    for warning in gl.get("warnings", []):
+        out.append(f"  WARNING   {warning}")
     for row in gl["unmapped"]:
         out.append(
             f"  NO RULE   {row['cost_code']} / {row['cost_type'] or '(no cost type)'}  "

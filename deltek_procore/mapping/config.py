@@ -480,8 +480,29 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+@dataclass(frozen=True)
+class LocatedMapping:
+    """A validated mapping file with the line of every key, for messages about valid files
+    (``mappings check`` warnings). Kept apart from :class:`MappingFile`, whose equality and
+    hash must depend on content only."""
+
+    mapping: MappingFile
+    source: str
+    lines: Mapping[Loc, int]
+
+    def where(self, *loc: str | int) -> str:
+        """``file:line`` of a key path such as ``("gl_accounts", 3)``."""
+        line = _line_for(self.lines, loc)
+        return f"{self.source}:{line}" if line else self.source
+
+
 def parse_mapping(text: str, source: str = "<mapping>") -> MappingFile:
     """Validate mapping YAML text; ``source`` names it in error messages."""
+    return parse_mapping_located(text, source).mapping
+
+
+def parse_mapping_located(text: str, source: str = "<mapping>") -> LocatedMapping:
+    """:func:`parse_mapping` that also returns where each key is."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise _too_big(source, size)
@@ -542,7 +563,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> MappingFile:
         problems.sort(key=lambda p: (p.line or 0, p.field))
         raise MappingFileError(problems)
     assert model is not None
-    return model
+    return LocatedMapping(model, source, dict(builder.lines))
 
 
 def _trim_loc(loc: Loc, data: Any) -> Loc:
@@ -574,6 +595,13 @@ def load_mapping(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> MappingFile:
     """Read and validate the mapping file (``path``, else from the environment)."""
+    return load_mapping_located(path, env).mapping
+
+
+def load_mapping_located(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> LocatedMapping:
+    """:func:`load_mapping` that also returns where each key is."""
     file = Path(path) if path is not None else mapping_path(env)
     try:
         text = _read_capped(file)
@@ -594,7 +622,7 @@ def load_mapping(
         raise MappingFileError(
             [MappingProblem(str(file), None, "", f"cannot read mapping file: {reason}")]
         ) from None
-    return parse_mapping(text, source=str(file))
+    return parse_mapping_located(text, source=str(file))
 
 
 def _read_capped(file: Path) -> str:

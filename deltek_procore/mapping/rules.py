@@ -18,8 +18,9 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from .config import GlRule, MappingFile
+from .config import GlRule, LocatedMapping, MappingFile
 
 _MEMO_LIMIT = 200_000
 
@@ -52,8 +53,9 @@ def _class_regex(glob_class: str) -> str:
     return wrapped.group(1)
 
 
-def glob_to_regex(pattern: str) -> str:
-    """Translate an fnmatch-style glob to a regex fragment without anchors or groups."""
+def _glob_tokens(pattern: str) -> list[str]:
+    """One regex fragment per glob token: ``.*`` for a star (runs collapsed), ``.`` for ``?``,
+    a character class, or one escaped literal character."""
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -79,7 +81,12 @@ def glob_to_regex(pattern: str) -> str:
             i = j + 1
         else:
             out.append(re.escape(ch))
-    return "".join(out)
+    return out
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate an fnmatch-style glob to a regex fragment without anchors or groups."""
+    return "".join(_glob_tokens(pattern))
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -195,3 +202,167 @@ def unmapped_pairs(
     ruleset = compile_rules(rules)
     missing = {(code, ctype or "") for code, ctype in pairs if ruleset.resolve(code, ctype) is None}
     return sorted(missing)
+
+
+# --------------------------------------------------------------------------- rule analysis
+#
+# `mappings check` warns about rules that cannot do what their author meant. A rule is
+# shadowed when one earlier rule matches every pair it matches (first match wins, so it can
+# never be used); a catch-all rule matches every pair, so no pair is ever unmapped and a
+# new cost code posts to its account instead of being quarantined and listed.
+
+_COVER_STATE_LIMIT = 10_000  # glob pairs needing more product states are "not proven"
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowedRule:
+    """``gl_accounts[index]`` can never match: ``gl_accounts[by]`` matches all it would."""
+
+    index: int
+    by: int
+
+
+class _Glob:
+    """A glob as a tiny NFA: state i = tokens[:i] matched; a star token loops on any char."""
+
+    __slots__ = ("stars", "tests", "end", "chars")
+
+    def __init__(self, pattern: str):
+        tokens = _glob_tokens(pattern)
+        self.stars = [t == ".*" for t in tokens]
+        self.tests = [None if t == ".*" else re.compile(t, re.DOTALL).fullmatch for t in tokens]
+        self.end = len(tokens)
+        self.chars = frozenset(pattern)  # every literal, class member and range end
+
+    def closure(self, states: Iterable[int]) -> frozenset[int]:
+        out = set(states)
+        todo = list(out)
+        while todo:
+            i = todo.pop()
+            if i < self.end and self.stars[i] and i + 1 not in out:
+                out.add(i + 1)  # a star may match nothing
+                todo.append(i + 1)
+        return frozenset(out)
+
+    def step(self, states: frozenset[int], ch: str) -> frozenset[int]:
+        moved = set()
+        for i in states:
+            if i >= self.end:
+                continue
+            test = self.tests[i]
+            if test is None:
+                moved.add(i)
+            elif test(ch):
+                moved.add(i + 1)
+        return self.closure(moved)
+
+
+def _representatives(*globs: _Glob) -> list[str]:
+    """One character per class of characters no glob can tell apart. Every token's set is a
+    union of ranges whose ends appear in the pattern text, so the characters of the patterns,
+    each one's successor and chr(0) meet every such class."""
+    codes = {0}
+    for glob in globs:
+        for ch in glob.chars:
+            codes.add(ord(ch))
+            if ord(ch) < 0x10FFFF:
+                codes.add(ord(ch) + 1)
+    return [chr(c) for c in sorted(codes) if not 0xD800 <= c <= 0xDFFF]
+
+
+@lru_cache(maxsize=4096)
+def glob_covers(broad: str, narrow: str) -> bool:
+    """True when every string glob ``narrow`` matches is also matched by glob ``broad``
+    (same semantics as rule matching: fnmatch, case-sensitive). False when it is not, or
+    when proving it would take too long (then no warning is better than a wrong one)."""
+    if broad == narrow or (broad and not broad.strip("*")):
+        return True  # the same glob, or only stars (matches everything)
+    b_prefix, n_prefix = _literal_prefix(broad), _literal_prefix(narrow)
+    if not (b_prefix.startswith(n_prefix) or n_prefix.startswith(b_prefix)):
+        return False  # they disagree on a literal character every string must have
+    b, n = _Glob(broad), _Glob(narrow)
+    alphabet = _representatives(b, n)
+    start = (n.closure([0]), b.closure([0]))
+    seen = {start}
+    todo = [start]
+    while todo:
+        n_states, b_states = todo.pop()
+        if n.end in n_states and b.end not in b_states:
+            return False  # a string narrow matches and broad does not
+        for ch in alphabet:
+            n_next = n.step(n_states, ch)
+            if not n_next:
+                continue
+            pair = (n_next, b.step(b_states, ch))
+            if pair not in seen:
+                if len(seen) >= _COVER_STATE_LIMIT:
+                    return False
+                seen.add(pair)
+                todo.append(pair)
+    return True
+
+
+def covers(earlier: GlRule, later: GlRule) -> bool:
+    """``earlier`` matches every (cost code, cost type) pair ``later`` matches."""
+    return glob_covers(earlier.cost_type, later.cost_type) and glob_covers(
+        earlier.cost_code, later.cost_code
+    )
+
+
+def shadowed_rules(rules: RulesLike) -> list[ShadowedRule]:
+    """Rules that can never match, each with the first earlier rule that matches all it does."""
+    seq = _rule_list(rules)
+    found = []
+    for j, later in enumerate(seq):
+        by = next((i for i in range(j) if covers(seq[i], later)), None)
+        if by is not None:
+            found.append(ShadowedRule(j, by))
+    return found
+
+
+_EVERYTHING = GlRule(cost_code="*", cost_type="*", account="0")
+
+
+def catch_all_rules(rules: RulesLike) -> list[int]:
+    """Indexes of rules matching every pair (``cost_code: "*"``, ``cost_type: "*"`` or an
+    equivalent glob), including a missing cost type."""
+    return [i for i, rule in enumerate(_rule_list(rules)) if covers(rule, _EVERYTHING)]
+
+
+def gl_rule_warnings(located: LocatedMapping) -> list[str]:
+    """``mappings check`` warnings, each ``file:line: gl_accounts[i]: ...``, in file order."""
+    rules = located.mapping.gl_accounts
+    out: list[tuple[int, str]] = []
+    for s in shadowed_rules(rules):
+        later, earlier = rules[s.index], rules[s.by]
+        out.append(
+            (
+                s.index,
+                f"{located.where('gl_accounts', s.index)}: gl_accounts[{s.index}] "
+                f"({_describe(later)}) can never match: gl_accounts[{s.by}] at "
+                f"{located.where('gl_accounts', s.by)} ({_describe(earlier)}) comes first and "
+                f"matches every pair it would; move it above gl_accounts[{s.by}] or delete it",
+            )
+        )
+    for i in catch_all_rules(rules):
+        out.append(
+            (
+                i,
+                f"{located.where('gl_accounts', i)}: gl_accounts[{i}] ({_describe(rules[i])}) "
+                f"is a catch-all: every cost code x cost type pair no earlier rule maps posts "
+                f"to account {rules[i].account}, so unmapped pairs are hidden (never listed "
+                "here, never quarantined); map them explicitly and remove the catch-all if "
+                "that is not intended",
+            )
+        )
+    return [text for _, text in sorted(out, key=lambda item: item[0])]
+
+
+def _describe(rule: GlRule) -> str:
+    return f"cost_code {rule.cost_code!r}, cost_type {rule.cost_type!r} -> {rule.account}"
+
+
+def _rule_list(rules: RulesLike) -> Sequence[GlRule]:
+    if isinstance(rules, GlRuleSet):
+        return rules.rules
+    return rules.gl_accounts if isinstance(rules, MappingFile) else rules

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import random
 import re
 import time
+
+import pytest
 
 from deltek_procore.mapping import (
     GlRule,
@@ -12,7 +15,16 @@ from deltek_procore.mapping import (
     resolve_account,
     unmapped_pairs,
 )
-from deltek_procore.mapping.rules import GlRuleSet, glob_to_regex
+from deltek_procore.mapping.config import parse_mapping_located
+from deltek_procore.mapping.rules import (
+    GlRuleSet,
+    ShadowedRule,
+    catch_all_rules,
+    gl_rule_warnings,
+    glob_covers,
+    glob_to_regex,
+    shadowed_rules,
+)
 
 
 def rules(*triples: tuple[str, str, str]) -> list[GlRule]:
@@ -141,3 +153,137 @@ def test_speed_100k_lookups():
     assert hits == 100_000  # the catch-all maps everything
     assert resolve_account(rule_list, "02-100", "S").account == "5999"
     assert resolve_account(rule_list, "03-100", "S").account == "5033"
+
+
+# ------------------------------------------------------------------ rule analysis
+
+
+@pytest.mark.parametrize(
+    ("broad", "narrow"),
+    [
+        ("*", "03-100"),
+        ("*", ""),
+        ("**", "*"),
+        ("03-*", "03-1*"),
+        ("03-*", "03-[0-9]??"),
+        ("0[0-9]-*", "03-*"),
+        ("0[3]-*", "03-*"),  # a one-character class equals the literal
+        ("03-*", "0[3]-*"),
+        ("*0", "1*0"),
+        ("*-*", "03-1*"),
+        ("?*", "03"),
+        ("[!x]*", "[a-c]*"),
+        ("[LM]", "L"),
+        ("[A-Z]", "[L-M]"),
+        ("*", "[!a]"),
+    ],
+)
+def test_glob_covers_when_every_string_of_the_narrow_glob_matches(broad, narrow):
+    assert glob_covers(broad, narrow)
+
+
+@pytest.mark.parametrize(
+    ("broad", "narrow"),
+    [
+        ("03-1*", "03-*"),
+        ("03-*", "3-*"),
+        ("03-?", "03-??"),
+        ("?*", ""),  # "" is a missing cost type: only * covers it
+        ("?*", "*"),
+        ("[LM]", "[LMN]"),
+        ("[a-c]", "[!x]"),
+        ("S", "s"),  # case-sensitive, as matching is
+        ("*0", "*"),
+        ("*-*", "03*"),
+        ("0[0-8]-*", "0[0-9]-*"),
+    ],
+)
+def test_glob_does_not_cover_when_a_string_escapes(broad, narrow):
+    assert not glob_covers(broad, narrow)
+
+
+def test_glob_covers_agrees_with_brute_force_on_random_globs():
+    """Against every string up to 5 characters over the globs' own alphabet plus one more."""
+    rng = random.Random(11)
+    pieces = ["a", "b", "-", "*", "?", "[ab]", "[!a]", "[a-c]", "0", "*"]
+    alphabet = "abc-0z"
+    strings = ["".join(p) for n in range(6) for p in itertools.product(alphabet, repeat=n)]
+    matched: dict[str, frozenset[str]] = {}
+
+    def language(glob: str) -> frozenset[str]:
+        if glob not in matched:
+            matched[glob] = frozenset(t for t in strings if fnmatch.fnmatchcase(t, glob))
+        return matched[glob]
+
+    for _ in range(1500):
+        broad, narrow = ("".join(rng.choices(pieces, k=rng.randint(0, 4))) for _ in range(2))
+        assert glob_covers(broad, narrow) == (language(narrow) <= language(broad)), (
+            broad,
+            narrow,
+        )
+
+
+def test_shadowed_rules_name_the_first_rule_that_covers_them():
+    rule_list = rules(
+        ("03-*", "*", "5100"),  # 0
+        ("03-1*", "S", "5110"),  # 1: covered by 0
+        ("16-*", "L", "5300"),  # 2
+        ("16-2*", "[LM]", "5310"),  # 3: not covered (M escapes rule 2)
+        ("16-2*", "L", "5320"),  # 4: covered by 2 (and 3): the first one is named
+        ("*", "E", "5800"),  # 5
+    )
+    assert shadowed_rules(rule_list) == [ShadowedRule(1, 0), ShadowedRule(4, 2)]
+    assert shadowed_rules(RULES) == []
+
+
+def test_catch_all_rules_include_equivalent_globs():
+    assert catch_all_rules(RULES) == []
+    assert catch_all_rules(rules(("03-*", "S", "1"), ("*", "*", "9"))) == [1]
+    assert catch_all_rules(rules(("**", "*", "9"))) == [0]
+    assert catch_all_rules(rules(("*", "?*", "9"))) == []  # a missing cost type escapes it
+    assert catch_all_rules(rules(("*", "[!x]", "9"))) == []
+
+
+MAPPING_WITH_SHADOWS = """\
+defaults: {liability_code: AP, bank_code: OPER, commitment_offset_account: "2150"}
+gl_accounts:
+  - cost_code: "03-*"
+    cost_type: "*"
+    account: "5100"
+  - cost_code: "03-3*"
+    cost_type: S
+    account: "5110"
+  - cost_code: "16-*"
+    cost_type: L
+    account: "5300"
+  - cost_code: "*"
+    cost_type: "*"
+    account: "5900"
+"""
+
+
+def test_warnings_name_file_line_rule_and_the_fix():
+    located = parse_mapping_located(MAPPING_WITH_SHADOWS, "mappings.yaml")
+    assert gl_rule_warnings(located) == [
+        "mappings.yaml:6: gl_accounts[1] (cost_code '03-3*', cost_type 'S' -> 5110) can never "
+        "match: gl_accounts[0] at mappings.yaml:3 (cost_code '03-*', cost_type '*' -> 5100) "
+        "comes first and matches every pair it would; move it above gl_accounts[0] or delete it",
+        "mappings.yaml:12: gl_accounts[3] (cost_code '*', cost_type '*' -> 5900) is a "
+        "catch-all: every cost code x cost type pair no earlier rule maps posts to account "
+        "5900, so unmapped pairs are hidden (never listed here, never quarantined); map them "
+        "explicitly and remove the catch-all if that is not intended",
+    ]
+
+
+def test_a_clean_rule_list_has_no_warnings():
+    text = MAPPING_WITH_SHADOWS.split('  - cost_code: "03-3*"')[0]
+    assert gl_rule_warnings(parse_mapping_located(text, "m.yaml")) == []
+
+
+def test_analysis_of_many_rules_is_fast():
+    rule_list = rules(
+        *[(f"{d:02d}-{s}*", t, "5100") for d in range(100) for s in range(5) for t in "LMS"]
+    )
+    start = time.perf_counter()
+    assert shadowed_rules(rule_list) == []
+    assert time.perf_counter() - start < 10
