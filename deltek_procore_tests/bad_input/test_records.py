@@ -117,11 +117,17 @@ DAMAGE: dict[str, tuple[Callable[[dict], None], tuple[str, str | None]]] = {
 
 
 def _negative_requisition(req: dict) -> None:
+    """Every G703 line bills -100.00 this period, and the G702 summary agrees."""
     for item in req["items"]:
+        before = Decimal(item["total_completed_and_stored_to_date_from_previous"])
+        stored = item["materials_presently_stored_from_previous_progress"]
         item["work_completed_this_period"] = "-100.00"
-        item["materials_presently_stored"] = "0.00"
+        item["materials_presently_stored"] = stored
+        item["materials_moved"] = "0.00"
+        item["total_completed_and_stored_to_date"] = str(before - 100)
         item["work_completed_retainage_retained_this_period"] = "0.00"
-        item["materials_stored_retainage_retained_this_period"] = "0.00"
+        item["materials_stored_retainage_new_materials"] = "0.00"
+    req["summary"]["current_payment_due"] = str(-100 * len(req["items"]))
 
 
 @dataclass
@@ -319,12 +325,15 @@ def test_unparseable_amount_quarantines_one_record_not_the_sync(
 def test_vendor_name_with_control_characters_creates_a_clean_firm(tmp_path: Path) -> None:
     box = start_sandbox(records=300, workdir=tmp_path, hourly_limit=10**7, spike_limit=10**7)
     try:
-        used = {c["vendor_id"] for c in box.data.procore["direct_costs"] if c["vendor_id"]}
+        used = {c["vendor_id"] for c in box.data.procore["direct_costs"] if c.get("vendor_id")}
         seeded = {f["Vendor"] for f in box.data.deltek["firms"]}
         vendor = next(
             v
             for v in box.data.procore["vendors"]
-            if v["id"] in used and v["name"] and v["origin_code"] not in seeded and not v["tax_id"]
+            if v["id"] in used
+            and v["name"]
+            and v["origin_code"] not in seeded
+            and not v.get("business_id")
         )
         hostile = "Evil\x00 Vendor\r\n\x1b[2J " + "Ω" * 10_000
         vendor.update(name=hostile, company=hostile)

@@ -239,12 +239,14 @@ class _World:
         self.rules = compile_rules(mapping.gl_accounts)
         self.active_accounts = {a["Account"] for a in data.deltek["accounts"] if a["Status"] == "A"}
         self.contract_line_type: dict[int, int] = {}
+        self.contract_line_code: dict[int, int] = {}
         self.contract_vendor: dict[int, int] = {}
         for key in ("work_order_contracts", "purchase_order_contracts"):
             for contract in procore[key]:
                 self.contract_vendor[contract["id"]] = contract["vendor"]["id"]
-                for line in contract["line_items"]:
-                    self.contract_line_type[line["id"]] = line["line_item_type_id"]
+                for line in contract["line_items"]:  # nested cost_code{} / line_item_type{}
+                    self.contract_line_type[line["id"]] = _ref(line, "line_item_type")
+                    self.contract_line_code[line["id"]] = _ref(line, "cost_code")
         self.vendor_number = self._vendor_numbers(data, mapping, deltek_firms)
         self.offset = mapping.defaults.commitment_offset_account
         self.retainage = mapping.defaults.retainage_account
@@ -272,7 +274,7 @@ class _World:
             elif kind == "code":
                 out[vid] = vendor["origin_code"]
             elif kind == "tax":
-                out[vid] = by_tax.get(vendor["tax_id"])
+                out[vid] = by_tax.get(vendor.get("business_id") or vendor.get("tax_id"))
             elif kind == "name":
                 out[vid] = by_name.get(_squash(name))
             elif not name.strip():
@@ -283,14 +285,39 @@ class _World:
                 out[vid] = created[0] if len(created) == 1 else f"<{len(created)} firms>"
         return out
 
+    def line_account(self, line: dict) -> str | None:
+        """A change order line has no cost code: its contract line's, else its wbs code's."""
+        if "commitment_line_item_id" not in line:
+            return self.account(_ref(line, "cost_code"), _ref(line, "line_item_type"))
+        ref = line["commitment_line_item_id"]
+        if ref in self.contract_line_code:
+            return self.account(self.contract_line_code[ref], self.contract_line_type[ref])
+        flat = (line.get("wbs_code") or {}).get("flat_code") or ""
+        codes, types = set(self.code.values()), set(self.ctype.values())
+        splits = [
+            (flat[:i], flat[i + 1 :])
+            for i, ch in enumerate(flat)
+            if ch == "." and flat[:i] in codes and flat[i + 1 :] in types
+        ]
+        return self.account_for(*splits[0]) if len(splits) == 1 else None
+
     def account(self, code_id: int | None, type_id: int | None) -> str | None:
         code, ctype = self.code.get(code_id or 0), self.ctype.get(type_id or 0)
         if code is None or ctype is None:
             return None
+        return self.account_for(code, ctype)
+
+    def account_for(self, code: str, ctype: str) -> str | None:
         match = self.rules.resolve(code, ctype)
         if match is None or match.account not in self.active_accounts:
             return None
         return match.account
+
+
+def _ref(line: dict, key: str) -> int | None:
+    """A reference given nested (`cost_code: {id}`) as Procore's line models have it."""
+    nested = line.get(key)
+    return nested.get("id") if isinstance(nested, dict) else line.get(f"{key}_id")
 
 
 def _squash(name: str) -> str:
@@ -339,11 +366,15 @@ def _expected_requisition(req: dict, world: _World) -> Expected | None:
     lines: list[tuple[str, Decimal, Decimal]] = []
     retained = Decimal("0.00")
     for item in req["items"]:
-        gross = _money(item["work_completed_this_period"]) + _money(
-            item["materials_presently_stored"]
+        # AIA G703: stored materials are a balance; this period is the change in the total.
+        gross = _money(item["total_completed_and_stored_to_date"]) - _money(
+            item["total_completed_and_stored_to_date_from_previous"]
         )
-        retained += _money(item.get("work_completed_retainage_retained_this_period")) + _money(
-            item.get("materials_stored_retainage_retained_this_period")
+        retained += (
+            _money(item.get("work_completed_retainage_retained_this_period"))
+            - _money(item.get("work_completed_retainage_released_this_period"))
+            + _money(item.get("materials_stored_retainage_new_materials"))
+            - _money(item.get("materials_stored_retainage_released_this_period"))
         )
         if gross == 0:
             continue
@@ -381,7 +412,7 @@ def _expected_direct_cost(cost: dict, world: _World) -> Expected | None:
         amount = _money(line["amount"])
         if amount == 0:
             continue
-        account = world.account(line["cost_code_id"], line["line_item_type_id"])
+        account = world.line_account(line)
         if account is None:
             return None
         lines.append((account, amount, Decimal("0.00")))
@@ -408,7 +439,7 @@ def _expected_entry(record: dict, prefix: str, day: str, world: _World) -> Expec
         amount = _money(line["amount"])
         if amount == 0:
             continue
-        account = world.account(line["cost_code_id"], line["line_item_type_id"])
+        account = world.line_account(line)
         if account is None:
             return None
         net += amount
