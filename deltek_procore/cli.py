@@ -117,7 +117,11 @@ def run_sync_job(
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, **kwargs)
         failures = [
-            f"{ev.step_key}: {ev.event_specific_data.error.message.strip()}"
+            {
+                "step": ev.step_key,
+                "error": ev.event_specific_data.error.cls_name,
+                "message": ev.event_specific_data.error.message.strip(),
+            }
             for ev in result.all_events
             if ev.event_type_value == "STEP_FAILURE"
         ]
@@ -132,11 +136,54 @@ def run_sync_job(
     return result.success, result.run_id, reports
 
 
+CONFIG_ERRORS = ("ConfigurationError", "MappingFileError", "MasterKeyError", "CredentialsError")
+
+
+def outcome_line(reports: dict[str, Any], failures: list[dict[str, Any]]) -> tuple[int, str]:
+    """The exit code and the summary's first line: 0 = every postable record done
+    (quarantines and warnings listed), 1 = something failed (how many, which step),
+    2 = bad configuration."""
+    failed = {
+        name: rep["counts"].get("failed", 0) + rep["counts"].get("aborted", 0)
+        for name, rep in reports.items()
+    }
+    quarantined = sum(rep["counts"].get("quarantined", 0) for rep in reports.values())
+    warnings = [
+        f"{name}.{check}"
+        for name, rep in reports.items()
+        for check, value in rep.get("checks", {}).items()
+        if not value["passed"] and value.get("severity") == "WARN"
+    ]
+    errors = [
+        f"{name}.{check}"
+        for name, rep in reports.items()
+        for check, value in rep.get("checks", {}).items()
+        if not value["passed"] and value.get("severity") != "WARN"
+    ]
+    if any(f["error"] in CONFIG_ERRORS for f in failures):
+        first = next(f for f in failures if f["error"] in CONFIG_ERRORS)
+        return EXIT_USAGE, f"CONFIGURATION: {first['step']}: {first['message']}"
+    if failures or any(failed.values()) or errors or not reports:
+        parts = [f"{n} record(s) failed in {name}" for name, n in failed.items() if n]
+        parts += [f"step {f['step']} failed ({f['error']})" for f in failures]
+        parts += [f"check {c} failed" for c in errors]
+        return EXIT_FAILED, "FAILED: " + ("; ".join(parts) or "no posting step ran")
+    return EXIT_OK, (
+        f"OK: every postable record is done; {quarantined} quarantined, "
+        f"{len(warnings)} warning(s)" + (f" ({', '.join(warnings)})" if warnings else "")
+    )
+
+
 def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only: bool) -> int:
     failures = reports.pop("failures", [])
+    code, first = outcome_line(reports, failures) if not plan_only else (EXIT_OK, "PLAN")
     if as_json:
-        _print_json({"run_id": run_id, "postings": reports, "failures": failures})
+        _print_json(
+            {"outcome": first, "exit_code": code, "run_id": run_id, "postings": reports,
+             "failures": failures}
+        )  # fmt: skip
     else:
+        print(first)
         print(f"run {run_id}")
         for name, rep in reports.items():
             counts = rep["counts"]
@@ -190,11 +237,8 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                     "    (every record: `deltek-procore status`; one record: `replay KIND ID --explain`)"
                 )
         for failure in failures:
-            print(f"FAILED {failure}", file=sys.stderr)
-    failed = sum(
-        rep["counts"].get("failed", 0) + rep["counts"].get("aborted", 0) for rep in reports.values()
-    )
-    return EXIT_FAILED if failures or failed or not reports else EXIT_OK
+            print(f"FAILED {failure['step']}: {failure['message']}", file=sys.stderr)
+    return code
 
 
 # ---- commands ---------------------------------------------------------------------------------

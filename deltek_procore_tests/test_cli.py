@@ -214,3 +214,28 @@ def test_status_shows_whole_reasons_and_an_amount_on_quarantined_rows(synced, ca
     assert main(["status", "--state", "quarantined"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert " ".join(longest["reason"].split()) in text
+
+
+def test_the_exit_code_and_first_line_say_what_happened() -> None:
+    from deltek_procore.cli import outcome_line
+
+    def rep(counts, checks=None):
+        return {"counts": counts, "checks": checks or {}}
+
+    warn = {"totals_match": {"passed": False, "severity": "WARN", "detail": "3 open"}}
+    ok = outcome_line({"ap": rep({"posted": 5, "quarantined": 2}, warn)}, [])
+    assert ok == (
+        0,
+        "OK: every postable record is done; 2 quarantined, 1 warning(s) (ap.totals_match)",
+    )
+    code, line = outcome_line(
+        {"ap": rep({"posted": 5, "failed": 2}), "je": rep({"aborted": 1})}, []
+    )
+    assert code == 1 and line == "FAILED: 2 record(s) failed in ap; 1 record(s) failed in je"
+    step = {"step": "vendor_firm_map", "error": "DeltekAmbiguousError", "message": "lost"}
+    assert outcome_line({}, [step]) == (
+        1,
+        "FAILED: step vendor_firm_map failed (DeltekAmbiguousError)",
+    )
+    bad = {"step": "deltek_firms", "error": "ConfigurationError", "message": "set DELTEK_API_URL"}
+    assert outcome_line({}, [bad]) == (2, "CONFIGURATION: deltek_firms: set DELTEK_API_URL")
