@@ -1,0 +1,86 @@
+"""Ingest against the Procore simulator: change orders find their contract lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from deltek_procore.pipeline.ingest import ingest_projects, parse
+from deltek_procore.procore import ProcoreClient, ProcoreSettings
+from deltek_procore.sandbox import seed
+from deltek_procore.sandbox.procore_sim import ProcoreSimulator
+from deltek_procore.sandbox.server import serve_in_thread
+from deltek_procore.state.store import StateStore
+
+
+class RecordingSession(requests.Session):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        self.paths.append(urlsplit(url).path)
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    simulator = ProcoreSimulator(seed.build(records=200))
+    server = serve_in_thread(simulator.app)
+    yield server.url, simulator
+    server.stop()
+    simulator.close()
+
+
+def client_for(url: str) -> tuple[ProcoreClient, RecordingSession]:
+    session = RecordingSession()
+    settings = ProcoreSettings(
+        auth_url=f"{url}/oauth/token",
+        api_url=url,
+        client_id=seed.PROCORE_CLIENT_ID,
+        client_secret=seed.PROCORE_CLIENT_SECRET,
+        company_id=seed.PROCORE_COMPANY_ID,
+    )
+    return ProcoreClient(settings, session=session), session
+
+
+def contract_line_reads(session: RecordingSession) -> Counter:
+    return Counter(p for p in session.paths if "_contracts/" in p and p.endswith("/line_items"))
+
+
+def test_change_orders_use_staged_contract_lines_and_read_only_the_missing(sim, tmp_path):
+    url, _simulator = sim
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    client, _ = client_for(url)
+    projects = [p.id for p in client.projects()]
+    for kind in ("work_order", "purchase_order"):
+        ingest_projects(client, store, kind, projects, full=True)
+    with_lines = {
+        r.record_id
+        for kind in ("work_order", "purchase_order")
+        for r in store.staged(kind)
+        if r.payload.get("line_items")
+    }
+
+    fresh, session = client_for(url)  # a new run: nothing cached in the client
+    ingest_projects(fresh, store, "change_order", projects, full=True)
+    orders = [parse("change_order", r.payload) for r in store.staged("change_order")]
+    needing = {
+        co.contract_id
+        for co in orders
+        if any(line.commitment_line_item_id is not None for line in co.line_items)
+    }
+    assert needing, "the seed must hold change orders on contract lines"
+    reads = contract_line_reads(session)
+    assert needing & with_lines and needing - with_lines  # both paths exercised
+    # contracts staged with their lines cost nothing; any other costs one read
+    assert {int(p.split("/")[4]) for p in reads} == needing - with_lines
+    assert all(count == 1 for count in reads.values())
+    for co in orders:
+        for line in co.line_items:
+            if line.commitment_line_item_id is not None:
+                assert line.contract_line is not None, (co.id, line.id)
+                assert line.contract_line.id == line.commitment_line_item_id
