@@ -13,8 +13,16 @@ Answers:
                                  a 2xx so an event we do not care about never pauses us)
     400 {"error": ...}           not JSON / not a valid event
     401 {"error": ...}           Authorization header missing or wrong (nothing read)
+    408 {"error": ...}           the body did not arrive within body_timeout
     413 {"error": ...}           body larger than max_body
     503 {"error": ...}           the inbox failed or was too slow; Procore retries later
+
+Slow or stalled clients cannot hold the receiver (:func:`server_config`): request headers
+must arrive within ``header_timeout`` of the connection (or of the first byte of the next
+request on a kept-alive one), the body within ``body_timeout`` once the headers are in, idle
+kept-alive connections close after ``keep_alive``, and at most ``limit_concurrency``
+connections are served at once (beyond it uvicorn answers 503). Each dropped client is
+one log line, never a traceback.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from functools import partial
 from typing import Any, Protocol
 
 import anyio
+import h11
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -43,6 +52,15 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/procore"
 DEFAULT_MAX_BODY = 256 * 1024
+#: Procore pauses deliveries after 5 s without an answer; its own requests arrive at once.
+DEFAULT_HEADER_TIMEOUT = 5.0
+DEFAULT_BODY_TIMEOUT = 5.0
+DEFAULT_KEEP_ALIVE = 5
+#: Connections served at once. Stalled ones count until their timeout closes them, so keep
+#: this well above Procore's concurrency (a few) plus what an idle scanner may hold.
+DEFAULT_LIMIT_CONCURRENCY = 200
+MAX_HEADER_BYTES = 16 * 1024
+_CLOSE = {"Connection": "close"}
 
 
 class Inbox(Protocol):
@@ -64,27 +82,42 @@ def create_app(
     *,
     unhandled_status: int = 202,
     inbox_timeout: float = 4.0,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
     """The receiver as an ASGI app: POST /webhooks/procore and GET /healthz.
 
     `authorization` is the exact Authorization header value configured on the Procore hook
     (`destination_headers`). `unhandled_status` is the answer for resources outside
     `RESOURCES`: keep it 2xx in production (any other status pauses Procore's deliveries).
-    `inbox_timeout` bounds the store call so Procore gets an answer inside its 5 s.
+    `inbox_timeout` bounds the store call so Procore gets an answer inside its 5 s;
+    `body_timeout` bounds reading the body, so a slow sender cannot hold a slot.
     """
     secret = _secret_bytes(authorization)
     if max_body <= 0:
         raise ValueError("max_body must be positive")
+    if body_timeout <= 0:
+        raise ValueError("body_timeout must be positive")
 
     async def receive(request: Request) -> JSONResponse:
         if not _authorized(request, secret):
             logger.warning("webhook rejected: missing or wrong Authorization header")
-            return _error(401, "missing or wrong Authorization header")
+            return _error(401, "missing or wrong Authorization header", close=True)
         try:
-            body = await _read_body(request, max_body)
+            with anyio.fail_after(body_timeout):
+                body = await _read_body(request, max_body)
         except _BodyTooLarge:
             logger.warning("webhook rejected: body larger than %d bytes", max_body)
-            return _error(413, f"body larger than {max_body} bytes")
+            return _error(413, f"body larger than {max_body} bytes", close=True)
+        except TimeoutError:
+            logger.warning(
+                "webhook dropped: %s did not send the body within %.1f s",
+                _client(request),
+                body_timeout,
+            )
+            return _error(408, f"body not received within {body_timeout:.1f} s", close=True)
+        except ClientDisconnect:
+            logger.warning("webhook dropped: %s disconnected during the body", _client(request))
+            return _error(400, "client disconnected", close=True)  # nobody reads it
         except ValueError as exc:
             return _error(400, str(exc))
         try:
@@ -108,22 +141,120 @@ def create_app(
     )
 
 
+def server_config(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    *,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
+    log_level: str = "info",
+) -> Any:
+    """The uvicorn configuration the receiver runs with: h11 with a header deadline, a cap on
+    header size, idle keep-alive and concurrent connections (see the module docstring)."""
+    import uvicorn
+
+    if header_timeout <= 0:
+        raise ValueError("header_timeout must be positive")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=_guarded_h11(header_timeout),
+        ws="none",
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+        timeout_keep_alive=keep_alive,
+        limit_concurrency=limit_concurrency,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def serve(
     inbox: Inbox,
     authorization: str | SecretStr,
     host: str = "127.0.0.1",
     port: int = 8787,
+    *,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
     **options: Any,
 ) -> None:
     """Run the receiver under uvicorn until interrupted (`deltek-procore webhooks serve`).
 
-    Extra keyword options go to `create_app` (max_body, unhandled_status, inbox_timeout).
-    Put TLS in front of it (a reverse proxy): Procore only delivers to https URLs.
+    Extra keyword options go to `create_app` (max_body, unhandled_status, inbox_timeout,
+    body_timeout). Put TLS in front of it (a reverse proxy): Procore only delivers to https
+    URLs.
     """
     import uvicorn
 
     app = create_app(inbox, authorization, **options)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    config = server_config(
+        app,
+        host,
+        port,
+        header_timeout=header_timeout,
+        keep_alive=keep_alive,
+        limit_concurrency=limit_concurrency,
+    )
+    uvicorn.Server(config).run()
+
+
+def _guarded_h11(header_timeout: float) -> type:
+    """uvicorn's h11 protocol, closing connections whose request headers do not arrive within
+    `header_timeout` (uvicorn itself has no such deadline: a client sending one header byte
+    at a time would hold its connection for ever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _header_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
+                self._arm_header_timer()  # (part of) the next request's headers: deadline on
+            else:
+                self._disarm_header_timer()  # headers complete: the app's body_timeout rules
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            if self._header_timer is None:  # a trickle of bytes does not extend it
+                self._header_timer = self.loop.call_later(header_timeout, self._headers_late)
+
+        def _disarm_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            logger.warning(
+                "webhook dropped: %s did not send request headers within %.1f s",
+                _peer(self.client),
+                header_timeout,
+            )
+            try:
+                self.conn.send(h11.ConnectionClosed())
+            except h11.LocalProtocolError:
+                pass
+            self.transport.close()
+
+    return GuardedH11Protocol
 
 
 # --- request steps -----------------------------------------------------------------------
@@ -201,5 +332,14 @@ async def _store(inbox: Inbox, event: WebhookEvent, raw: dict, timeout: float) -
     return JSONResponse({"status": "duplicate", "key": event.key}, status_code=200)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
+    """`close` when the body may be unread: the connection is not reused."""
+    return JSONResponse({"error": message}, status_code=status, headers=_CLOSE if close else None)
+
+
+def _client(request: Request) -> str:
+    return _peer((request.client.host, request.client.port) if request.client else None)
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"client {client[0]}:{client[1]}" if client else "a client"
