@@ -598,18 +598,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         f"# sandbox up in {box.started_in_s:.1f} s: {args.records} records, seed {args.seed}",
         file=sys.stderr,
     )
-    print("# paste these into your shell (sandbox credentials only; they are not secrets):")
-    for key, value in box.env.items():
-        print(f"export {key}='{value}'")
-    if box.webhook_url and box.hook_id is not None:
-        print(f"# webhook receiver: {box.webhook_url} (hook registered in the Procore sandbox)")
-    elif box.webhook_url:
-        print(f"# webhook receiver: {box.webhook_url}; " + box.webhook_note.replace("\n", "; "))
-    print("# Ctrl-C stops the sandbox.", file=sys.stderr)
-    sys.stdout.flush()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
+    try:  # from the first line printed: a Ctrl-C as soon as the exports appear stops cleanly
+        print("# paste these into your shell (sandbox credentials only; they are not secrets):")
+        for key, value in box.env.items():
+            print(f"export {key}='{value}'")
+        if box.webhook_url and box.hook_id is not None:
+            print(f"# webhook receiver: {box.webhook_url} (hook registered in the Procore sandbox)")
+        elif box.webhook_url:
+            print(f"# webhook receiver: {box.webhook_url}; " + box.webhook_note.replace("\n", "; "))
+        print("# Ctrl-C stops the sandbox.", file=sys.stderr)
+        sys.stdout.flush()
         while not stopped.wait(1):
             pass
     except KeyboardInterrupt:
