@@ -118,8 +118,8 @@ def create_app(
         except ClientDisconnect:
             logger.warning("webhook dropped: %s disconnected during the body", _client(request))
             return _error(400, "client disconnected", close=True)  # nobody reads it
-        except ValueError as exc:
-            return _error(400, str(exc))
+        except ValueError as exc:  # a Content-Length that is no number: body left unread
+            return _error(400, str(exc), close=True)
         try:
             raw = load_object(body)
             event = event_from_dict(raw)
