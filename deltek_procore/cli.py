@@ -527,7 +527,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    from deltek_procore.credentials import NAMES, CredentialStore
+    from deltek_procore.credentials import NAMES, CredentialStore, MasterKeyError
     from deltek_procore.state.store import default_state_url
 
     secret_words = ("SECRET", "PASSWORD")
@@ -550,7 +550,11 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     if not values:
         raise CliError(f"no values given; expected some of {', '.join(names)}")
     store = CredentialStore(default_state_url())
-    store.set(args.system, {**(store.get(args.system) or {}), **values})
+    try:
+        kept = store.get(args.system) or {}
+    except MasterKeyError:
+        kept = {}  # stored under another key: the values given now replace the unreadable ones
+    store.set(args.system, {**kept, **values})
     print(f"stored {len(values)} {args.system} value(s), encrypted: {', '.join(sorted(values))}")
     return EXIT_OK
 
@@ -776,15 +780,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a line
         from deltek_procore.connections import ConfigurationError
+        from deltek_procore.credentials import CredentialsError
         from deltek_procore.mapping.config import MappingFileError
 
         if isinstance(exc, MappingFileError):
             for line in exc.messages:
                 print(f"deltek-procore: {line}", file=sys.stderr)
-        elif isinstance(exc, (CliError, ConfigurationError, ValueError)):
+            return EXIT_USAGE
+        if isinstance(exc, (CliError, ConfigurationError, CredentialsError, ValueError)):
+            # bad input: a period, an id, a file, a variable; the message says which
             print(f"deltek-procore: {exc}", file=sys.stderr)
-        else:
-            print(f"deltek-procore: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"deltek-procore: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -78,7 +78,7 @@ def test_replay_explain_says_why(synced, capsys) -> None:
 
 
 def test_replay_of_unknown_record_is_a_clear_error(synced, capsys) -> None:
-    assert main(["replay", "direct_cost", "999", "--explain"]) == 1
+    assert main(["replay", "direct_cost", "999", "--explain"]) == 2
     assert "not in the state store" in capsys.readouterr().err
 
 
@@ -106,7 +106,7 @@ def test_sync_plan_writes_nothing_to_deltek(synced, capsys) -> None:
 
 
 def test_bad_period_and_bad_mapping_file_give_one_line_reasons(synced, capsys, tmp_path) -> None:
-    assert main(["sync", "--period", "2026-13"]) == 1
+    assert main(["sync", "--period", "2026-13"]) == 2
     assert "YYYY-MM" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -114,7 +114,7 @@ def test_bad_period_and_bad_mapping_file_give_one_line_reasons(synced, capsys, t
     )
     os.environ["DELTEK_PROCORE_MAPPINGS"], saved = str(bad), os.environ["DELTEK_PROCORE_MAPPINGS"]
     try:
-        assert main(["sync", "--period", "2026-01", "--plan"]) == 1
+        assert main(["sync", "--period", "2026-01", "--plan"]) == 2
     finally:
         os.environ["DELTEK_PROCORE_MAPPINGS"] = saved
     err = capsys.readouterr().err
