@@ -103,7 +103,8 @@ def missing_from_ledger(
 
 def has_amount(kind: str, payload: Mapping[str, Any]) -> bool:
     """False for an approved invoice that bills nothing this period: translation skips it
-    ("nothing billed") without a ledger row, so it is no gap."""
+    ("nothing billed") without a ledger row, so it is no gap. Stored materials are a
+    balance: an item that only carries them forward bills nothing."""
     if kind != "requisition":
         return True
     try:
