@@ -70,6 +70,7 @@ def start_sandbox(
     receiver_store: Any | None = None,
     receiver_port: int | None = None,
     webhooks_permission: bool = True,
+    end_month: str = "2026-10",
     **procore_kwargs: Any,
 ) -> Sandbox:
     """Seed both simulators, serve them on loopback, write the sandbox mapping file.
@@ -80,7 +81,7 @@ def start_sandbox(
     permission: the webhooks config API answers 403 and no hook is registered.
     """
     began = time.perf_counter()
-    data = seed_module.build(records=records, seed=seed)
+    data = seed_module.build(records=records, seed=seed, end_month=end_month)
     procore = ProcoreSimulator(
         data,
         procore_faults or Faults(),

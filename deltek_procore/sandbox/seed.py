@@ -766,8 +766,20 @@ class _Builder:
         """The contract that carries stored materials over three approved applications."""
         months = self.cal.months
         for contract in self.postable_contracts():
-            first, last = self.project_months[self._project_index(contract["project_id"])]
-            if last == months and last - first >= 3 and contract["_month"] <= last - 3:
+            index = self._project_index(contract["project_id"])
+            first, last = self.project_months[index]
+            mapped = PROJECTS[index][4] and all(  # it must post: a matched project, mapped lines
+                (line["cost_code"]["full_code"], line["line_item_type"]["code"]) != UNMAPPED_PAIR
+                for line in contract["line_items"]
+            )
+            named = bool(self.vendors[contract["vendor"]["id"] - VENDOR_BASE]["name"])
+            if (
+                mapped
+                and named
+                and last == months
+                and last - first >= 3
+                and contract["_month"] <= last - 3
+            ):
                 return contract
         return None
 

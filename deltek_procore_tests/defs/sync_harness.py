@@ -110,6 +110,7 @@ def harness(
     receiver: bool = True,
     procore_faults: Faults | None = None,
     late_change_policy: str | None = None,
+    end_month: str = "2026-10",
 ) -> Iterator[Harness]:
     """Start the sandbox (with the webhook receiver), point the environment at it."""
     write_instance_yaml(home)
@@ -122,6 +123,7 @@ def harness(
         receiver_store=store if receiver else None,
         procore_faults=procore_faults,
         webhook_retry_backoff_s=0.01,
+        end_month=end_month,
     )
     try:
         if late_change_policy:
