@@ -170,7 +170,7 @@ def suggest(out_path: str, store: StateStore | None = None) -> Path:
         "vendors_to_decide": [],
         "gl_accounts_missing": [],
     }
-    for match in match_projects(procore_projects, deltek_projects, mapping.projects):
+    for match in match_projects(procore_projects, deltek_projects, mapping.project_rules()):
         if match.ok and match.method == "project_number":
             doc["projects"].append(
                 {

@@ -32,6 +32,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 ENV_VAR = "DELTEK_PROCORE_MAPPINGS"
@@ -181,6 +182,11 @@ class Defaults(_Model):
     post_batches: bool = False
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
     late_change_policy: Literal["adjust", "review"] = "review"
+    # a document the period reconciliation finds missing in Deltek: wait for `replay`
+    # (review) or post it again on the next run (repost)
+    on_missing: Literal["review", "repost"] = "review"
+    # a sync computes and stores its plan and posts nothing until `deltek-procore approve`
+    require_approval: bool = False
     direct_cost_types: list[Literal["invoice", "expense", "payroll"]] = Field(
         default_factory=lambda: ["invoice"]
     )
@@ -197,9 +203,17 @@ class ProjectRule(_Model):
     """Pins a Procore project to a Deltek project (optionally a phase/task)."""
 
     procore_project_id: PositiveId
-    wbs1: Text
+    wbs1: OptionalText = None
     wbs2: OptionalText = None
     wbs3: OptionalText = None
+    # false: the project's records are staged but never planned (shown as `disabled`)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _wbs1_unless_disabled(self) -> ProjectRule:
+        if self.enabled and self.wbs1 is None:
+            raise ValueError("wbs1: field required (or `enabled: false` to leave the project out)")
+        return self
 
     @field_validator("wbs3")
     @classmethod
@@ -240,7 +254,16 @@ class MappingFile(_Model):
     ignore: list[IgnoreRule] = Field(default_factory=list)
 
     def project_override(self, procore_project_id: int) -> ProjectRule | None:
-        return next((r for r in self.projects if r.procore_project_id == procore_project_id), None)
+        return next(
+            (r for r in self.project_rules() if r.procore_project_id == procore_project_id), None
+        )
+
+    def project_rules(self) -> list[ProjectRule]:
+        """The project pins of enabled projects (a disabled project maps nowhere)."""
+        return [r for r in self.projects if r.enabled]
+
+    def disabled_projects(self) -> frozenset[int]:
+        return frozenset(r.procore_project_id for r in self.projects if not r.enabled)
 
     def vendor_override(self, procore_vendor_id: int) -> VendorRule | None:
         return next((r for r in self.vendors if r.procore_vendor_id == procore_vendor_id), None)

@@ -42,6 +42,8 @@ class PostingSettings:
     post_batches: bool = False
     late_change_policy: str = "review"  # or "adjust"
     on_missing: str = "review"  # or "repost": a document deleted in Deltek is posted again
+    require_approval: bool = False  # post only a plan a person approved (by its id)
+    disabled_projects: frozenset[int] = frozenset()  # `enabled: false` in the mapping file
     max_attempts: int = 5
     retries_per_run: int = 2
 
@@ -72,6 +74,7 @@ class PlanRow:
     batch: str | None = None
     master_key: str | None = None
     facts: dict[str, str] = field(default_factory=dict)  # Procore's vendor, number, amount
+    code: str = ""  # states.Reason of a quarantine: what the checks count, never the text
 
     @property
     def amount(self) -> Decimal | None:
@@ -104,6 +107,7 @@ class PlanRow:
             "amount": str(self.amount) if self.amount is not None else self.facts.get("amount", ""),
             "batch": self.batch or "",
             "reason": self.reason,
+            "code": str(self.code),
         }
 
 
@@ -171,6 +175,10 @@ def plan(
     return rows
 
 
+def _code(result: Quarantine) -> str:
+    return str(result.fields.get("code") or Reason.OTHER)
+
+
 def record_facts(record: Any) -> dict[str, str]:
     """What Procore says of a record, for rows that have no document (a quarantine)."""
     number = getattr(record, "invoice_number", None) or getattr(record, "number", None)
@@ -214,6 +222,13 @@ def _plan_one(
     same_as_latest = latest is not None and latest.content_hash == cand.content_hash
     if record_id in ignored:
         return PlanRow(action="ignore", reason=f"on the ignore list: {ignored[record_id]}", **base)
+    project = getattr(cand.record, "project_id", None)
+    if project is not None and int(project) in settings.disabled_projects:
+        return PlanRow(
+            action="disable",
+            reason=f"project {project} is disabled in the mapping file (enabled: false)",
+            **base,
+        )
     if done is not None and done.content_hash == cand.content_hash:
         return PlanRow(action="skip", reason=f"already {done.status}", **base)
     if same_as_latest and latest.status == "aborted":
@@ -230,7 +245,9 @@ def _plan_one(
         if item.get("code") == Reason.DELTEK_DIFFERS and approved:
             result = translate(cand.kind, cand.record, ctx)
             if isinstance(result, Quarantine):
-                return PlanRow(action="quarantine", reason=result.reason, **base)
+                return PlanRow(
+                    action="quarantine", reason=result.reason, code=_code(result), **base
+                )
             return PlanRow(
                 action="adopt",
                 reason=f"approved by {item.get('decided_by')}: adopt what Deltek holds",
@@ -266,7 +283,7 @@ def _plan_one(
             )
         result = translate(cand.kind, cand.record, ctx)
         if isinstance(result, Quarantine):
-            return PlanRow(action="quarantine", reason=result.reason, **base)
+            return PlanRow(action="quarantine", reason=result.reason, code=_code(result), **base)
         return PlanRow(
             action="create",
             reason="missing in Deltek; posted again (replay)"
@@ -286,7 +303,7 @@ def _plan_one(
     if isinstance(result, Quarantine):
         if result.fields.get("nothing_to_post"):
             return PlanRow(action="skip", reason=result.reason, **base)
-        return PlanRow(action="quarantine", reason=result.reason, **base)
+        return PlanRow(action="quarantine", reason=result.reason, code=_code(result), **base)
     revision = latest.revision if same_as_latest else (latest.revision + 1 if latest else 1)
     return PlanRow(
         action="create",
@@ -327,6 +344,7 @@ def _plan_change(
             return PlanRow(
                 action="quarantine",
                 reason=f"changed after posting; {current.reason}",
+                code=_code(current),
                 revision=revision,
                 **base,
             )
@@ -399,6 +417,7 @@ def _refuse_duplicate_invoices(
         owner = taken.get(key)
         if owner is not None and owner != (row.kind, row.record_id):
             row.action = "quarantine"
+            row.code = Reason.DUPLICATE_INVOICE
             row.reason = (
                 f"vendor {key[0]} invoice {key[1]!r} is already used by Procore "
                 f"{owner[0]} {owner[1]}; give one of them a distinct invoice number"

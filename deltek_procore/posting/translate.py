@@ -25,6 +25,7 @@ from deltek_procore.posting.documents import (
     money,
 )
 from deltek_procore.posting.periods import period_end, period_of, record_date
+from deltek_procore.state.states import Reason
 
 MAX_AMOUNT = Decimal("999999999.99")  # beyond this an amount is a data-entry error
 INVOICE_MAX = 50
@@ -71,7 +72,11 @@ class MappingContext:
 
 
 class Refusal(Exception):
-    """Raised inside translation to turn into a Quarantine with this reason."""
+    """Raised inside translation to turn into a Quarantine with this reason and code."""
+
+    def __init__(self, message: str, code: Reason = Reason.OTHER) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NothingToPost(Refusal):
@@ -124,7 +129,7 @@ def translate(kind: str, record: Any, ctx: MappingContext) -> Voucher | JournalE
             record_id=int(record.id),
             period=period,
             reason=str(refusal),
-            fields={"nothing_to_post": isinstance(refusal, NothingToPost)},
+            fields={"nothing_to_post": isinstance(refusal, NothingToPost), "code": refusal.code},
         )
 
 
@@ -132,30 +137,34 @@ def translate(kind: str, record: Any, ctx: MappingContext) -> Voucher | JournalE
 def _project(ctx: MappingContext, project_id: int | None) -> ProjectTarget:
     target = ctx.projects.get(int(project_id)) if project_id is not None else None
     if target is None:
-        raise Refusal(f"Procore project {project_id} has no Deltek project")
+        raise Refusal(f"Procore project {project_id} has no Deltek project", Reason.NO_PROJECT)
     if isinstance(target, str):
-        raise Refusal(target)
+        raise Refusal(target, Reason.NO_PROJECT)
     return target
 
 
 def _vendor(ctx: MappingContext, vendor_id: int | None, what: str) -> str:
     if vendor_id is None:
-        raise Refusal(f"{what} has no vendor in Procore; set one before it can be vouchered")
+        raise Refusal(
+            f"{what} has no vendor in Procore; set one before it can be vouchered", Reason.NO_VENDOR
+        )
     if int(vendor_id) in ctx.vendor_problems:
-        raise Refusal(ctx.vendor_problems[int(vendor_id)])
+        raise Refusal(ctx.vendor_problems[int(vendor_id)], Reason.NO_VENDOR)
     vendor = ctx.vendors.get(int(vendor_id))
     if not vendor:
-        raise Refusal(f"Procore vendor {vendor_id} has no Deltek vendor firm")
+        raise Refusal(f"Procore vendor {vendor_id} has no Deltek vendor firm", Reason.NO_VENDOR)
     return vendor
 
 
 def _account(ctx: MappingContext, cost_code_id: int | None, cost_type_id: int | None) -> str:
     full_code = ctx.cost_codes.get(int(cost_code_id)) if cost_code_id is not None else None
     if full_code is None:
-        raise Refusal(f"line has no cost code (cost code id {cost_code_id} unknown)")
+        raise Refusal(
+            f"line has no cost code (cost code id {cost_code_id} unknown)", Reason.NO_ACCOUNT
+        )
     type_code = ctx.cost_types.get(int(cost_type_id)) if cost_type_id is not None else None
     if type_code is None:
-        raise Refusal(f"cost code {full_code} line has no cost type")
+        raise Refusal(f"cost code {full_code} line has no cost type", Reason.NO_ACCOUNT)
     return _account_for_codes(ctx, full_code, type_code)
 
 
@@ -164,7 +173,8 @@ def _account_for_codes(ctx: MappingContext, full_code: str, type_code: str) -> s
     if match is None:
         raise Refusal(
             f"cost code {full_code} / cost type {type_code} has no GL account; "
-            "add a gl_accounts rule to the mapping file"
+            "add a gl_accounts rule to the mapping file",
+            Reason.NO_ACCOUNT,
         )
     account, _rule = match
     _check_account(ctx, account, f"for cost code {full_code} / cost type {type_code}")
@@ -183,7 +193,8 @@ def _check_account(ctx: MappingContext, account: str, why: str) -> None:
         return
     raise Refusal(
         f"GL account {account} {why} is inactive in Deltek (GLSummary lists it with Status "
-        f"{status}); reactivate it in Deltek or point the mapping file at an active account"
+        f"{status}); reactivate it in Deltek or point the mapping file at an active account",
+        Reason.NO_ACCOUNT,
     )
 
 
@@ -191,11 +202,15 @@ def _amount(value: Any, what: str) -> Decimal:
     try:
         amount = money(value)
     except Exception:  # noqa: BLE001 - any unparseable amount is a data problem
-        raise Refusal(f"{what} amount {value!r} is not a number") from None
+        raise Refusal(f"{what} amount {value!r} is not a number", Reason.BAD_AMOUNT) from None
     if not amount.is_finite():
-        raise Refusal(f"{what} amount {value!r} is not a number; correct it in Procore")
+        raise Refusal(
+            f"{what} amount {value!r} is not a number; correct it in Procore", Reason.BAD_AMOUNT
+        )
     if abs(amount) > MAX_AMOUNT:
-        raise Refusal(f"{what} amount {amount} is beyond {MAX_AMOUNT}; check it in Procore")
+        raise Refusal(
+            f"{what} amount {amount} is beyond {MAX_AMOUNT}; check it in Procore", Reason.BAD_AMOUNT
+        )
     return amount
 
 
@@ -325,7 +340,9 @@ def _direct_cost(cost: Any, period: str, ctx: MappingContext) -> Voucher:
         lines.append(VoucherLine(_charge(project, account), amount, clean_text(item.description)))
     line_sum = sum((ln.amount for ln in lines), Decimal("0.00"))
     if line_sum != total:
-        raise Refusal(f"line items add up to {line_sum} but the grand total is {total}")
+        raise Refusal(
+            f"line items add up to {line_sum} but the grand total is {total}", Reason.BAD_AMOUNT
+        )
     if not lines:
         raise Refusal("direct cost has no amount")
     return Voucher(
@@ -374,7 +391,9 @@ def _commitment_je(
         lines.append(_je_line(_charge(project, account), amount, clean_text(item.description)))
     line_sum = sum((ln.debit - ln.credit for ln in lines), Decimal("0.00"))
     if line_sum != total:
-        raise Refusal(f"line items add up to {line_sum} but the grand total is {total}")
+        raise Refusal(
+            f"line items add up to {line_sum} but the grand total is {total}", Reason.BAD_AMOUNT
+        )
     if not lines:
         raise Refusal("commitment has no amount")
     lines.append(
@@ -453,7 +472,7 @@ def change_order_line_codes(
         if isinstance(split, tuple):
             return split
         problems.append(split)
-    raise Refusal(f"change order line {line.id}: " + " and ".join(problems))
+    raise Refusal(f"change order line {line.id}: " + " and ".join(problems), Reason.NO_ACCOUNT)
 
 
 def split_flat_code(

@@ -20,6 +20,7 @@ class Action(str, Enum):
     REVIEW = "review"
     QUARANTINE = "quarantine"
     IGNORE = "ignore"
+    DISABLE = "disable"  # its project is switched off in the mapping file
 
     def __str__(self) -> str:
         return self.value
@@ -44,6 +45,7 @@ class State(str, Enum):
     # (a deleted or rejected batch), or holds it with other lines (edited in Deltek).
     MISSING = "missing"
     CHANGED = "changed"
+    DISABLED = "disabled"  # staged, never planned: its project is `enabled: false`
 
     def __str__(self) -> str:
         return self.value

@@ -420,3 +420,23 @@ def test_periods_and_text_helpers() -> None:
     with pytest.raises(ValueError, match="after"):
         periods_between("2026-02", "2025-11")
     assert clean_text("Müller\u0007 façade   works", 40) == "Müller façade works"
+
+
+def test_every_quarantine_carries_a_reason_code_the_checks_count() -> None:
+    from deltek_procore.state.states import Reason
+
+    unmapped_line = {"id": 3, "amount": "300.00", "cost_code": {"id": 102},
+                     "line_item_type": {"id": 6}}  # fmt: skip
+    codes = {
+        "no rule": direct_cost(line_items=[unmapped_line]),
+        "no project": direct_cost(project_id=999),
+        "no vendor": direct_cost(vendor_id=11),
+        "bad total": direct_cost(grand_total="301.00"),
+    }
+    got = {what: translate("direct_cost", rec, ctx()).fields["code"] for what, rec in codes.items()}
+    assert got == {
+        "no rule": Reason.NO_ACCOUNT,
+        "no project": Reason.NO_PROJECT,
+        "no vendor": Reason.NO_VENDOR,
+        "bad total": Reason.BAD_AMOUNT,
+    }
