@@ -1,15 +1,19 @@
 """Deltek Vantagepoint REST client: sign-in, firms, projects, accounts, AP and JE batches.
 
-Rules this client keeps (see docs/api/deltek.md):
-- OAuth2 password grant at `{api}/token`; the refresh token is used before the access
-  token runs out or after a 401, with a password grant as the fallback; a call is
-  repeated once after re-authentication, a second 401 is a `DeltekAuthError`.
-- Reads are retried on 5xx, timeouts, dropped connections and 429 (honouring
-  `Retry-After`). Writes are never retried: when a write was sent and its outcome is
-  unknown the client raises `DeltekAmbiguousError`; the caller looks the record up first.
+Rules this client keeps (see docs/api/deltek.md), on the shared HTTP layer
+(`deltek_procore.http`):
+- OAuth2 password grant at `{api}/token` (`auth.DeltekPasswordGrant`, a requests
+  AuthBase); the refresh token is used before the access token runs out or after a 401,
+  with a password grant as the fallback; a call is sent again once after
+  re-authentication, a second 401 is a `DeltekAuthError`.
+- Reads are retried by urllib3's `Retry` on the session on 5xx, timeouts, dropped
+  connections and 429 (honouring `Retry-After`), with bounded, jittered back-off. Writes
+  are never blindly retried: only a connection that was never made is tried again (no
+  byte reached Deltek); when a write was sent and its outcome is unknown the client
+  raises `DeltekAmbiguousError`, and the caller looks the record up before sending again.
 - Bodies are bare JSON arrays (a dict is accepted too); numbers may be strings, so rows
   are returned as Deltek sent them and `to_decimal` converts where a caller needs money.
-- No secret ever reaches a log line, an exception or a repr.
+- No secret ever reaches a log line, an exception or a repr (raw, URL-encoded, base64).
 """
 
 from __future__ import annotations
@@ -17,20 +21,32 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import BaseModel, SecretStr
-from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
 
+from deltek_procore.http.paging import PageSizePaginator, PagingIgnored
+from deltek_procore.http.retry import (
+    READS,
+    Backoff,
+    RetryHooks,
+    RetryingAdapter,
+    never_sent,
+    read_retry,
+)
+from deltek_procore.http.secrets import Scrubber
+from deltek_procore.http.text import looks_html
+from deltek_procore.http.text import to_decimal as shared_to_decimal
+
+from .auth import DeltekPasswordGrant
 from .errors import (
     DeltekAmbiguousError,
     DeltekAuthError,
@@ -71,19 +87,6 @@ class DeltekStats:
     lookups: int = 0  # find_* calls
 
 
-@dataclass
-class _Token:
-    access: SecretStr
-    refresh: SecretStr | None
-    token_type: str
-    expires_in: float
-    obtained_at: float
-
-    @property
-    def expires_at(self) -> float:
-        return self.obtained_at + self.expires_in
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -91,20 +94,9 @@ def to_decimal(value: object, default: Decimal | None = Decimal("0")) -> Decimal
     """Money as Decimal whether Deltek sent 1275, 1275.5, "1275.50" or "1,275.50".
 
     None and "" give `default`; anything else unparseable is a ValueError, because a
-    silently wrong amount is worse than a stopped run.
+    silently wrong amount is worse than a stopped run (`http.text.to_decimal`).
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"not an amount: {value!r}")
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    try:
-        return Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
+    return shared_to_decimal(value, default)
 
 
 def as_rows(value: object) -> list[dict]:
@@ -189,46 +181,31 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot send {type(value).__name__} to Deltek")
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """True when the connection was never made, so no request reached Deltek."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen or item is None:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError):
-            return True
-        if isinstance(item, BaseException):
-            stack.extend(item.args)
-            stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return False
-
-
-def _looks_html(text: str, content_type: str) -> bool:
-    head = text.lstrip()[:200].lower()
-    return "html" in content_type.lower() or head.startswith(("<!doctype", "<html"))
-
-
-def _retry_after(header: str | None, now: float) -> float | None:
-    if not header:
-        return None
-    header = header.strip()
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(header).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
 def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+class _Hooks(RetryHooks):
+    """How the Deltek client waits between retries (Retry-After, capped; else jittered
+    back-off) and what it counts."""
+
+    def __init__(self, client: DeltekClient) -> None:
+        super().__init__(
+            Backoff(
+                client.backoff_base_s,
+                client.backoff_cap_s,
+                max_server_wait_s=client.max_retry_after_s,
+                rng=client._rng,
+            ),
+            client._sleep,
+            client._clock,
+        )
+        self._client = client
+
+    def retrying(self, cause: str, status: int | None, headers: Mapping[str, str]) -> None:
+        self._client.stats.retries += 1
+        self._client.stats.calls += 1
+        log.info("Deltek answered %s; retrying", cause)
 
 
 # --------------------------------------------------------------------------- client
@@ -239,7 +216,6 @@ class DeltekClient:
 
     page_size = 500  # hubs (firm, project, GLSummary) and landing lists
     ledger_page_size = 1000  # DataEntry masters/details and PSALedger
-    refresh_margin_s = 60.0
     backoff_base_s = 0.5
     backoff_cap_s = 20.0
     max_retry_after_s = 120.0
@@ -259,10 +235,54 @@ class DeltekClient:
         self._base = settings.api_url.rstrip("/")
         self._host = urlsplit(self._base).netloc or self._base
         self._timeout = (settings.connect_timeout, settings.read_timeout)
-        self._token: _Token | None = None
-        self._lock = threading.RLock()
         self._rng = random.Random()
+        self._scrub = Scrubber(self._secrets)
+        self._auth = DeltekPasswordGrant(
+            self._session,
+            settings,
+            base=self._base,
+            host=self._host,
+            timeout=self._timeout,
+            scrub=self._scrub,
+            clock=clock,
+            counted=self._count,
+        )
+        self._mount()
         self._master_filters_work = {"ap": True, "je": True}
+
+    def _mount(self) -> None:
+        """urllib3 retries on the session: reads (GET, and a read sent as POST with
+        dvp-postAsGet) on 429, 5xx and network errors; the token grant likewise; writes
+        only when the connection was never made (nothing reached Deltek)."""
+        hooks = _Hooks(self)
+        attempts = self.settings.max_retries
+        reads = read_retry(attempts, hooks)
+        posted_reads = read_retry(attempts, hooks, methods=READS | {"POST"})
+        token_url = self._auth.url
+
+        def choose(request: requests.PreparedRequest) -> Retry:
+            if str(request.url).split("?")[0] == token_url:
+                return posted_reads
+            if request.headers.get("dvp-postAsGet") == "true":
+                return posted_reads
+            return reads
+
+        self._session.mount(self._base + "/", RetryingAdapter(choose))
+
+    def _count(self, event: str) -> None:
+        if event == "call":
+            self.stats.calls += 1
+        elif event == "token":
+            self.stats.tokens += 1
+        elif event == "reauth":
+            self.stats.retries += 1
+
+    def _secrets(self) -> list[str]:
+        return [
+            self.settings.password.get_secret_value(),
+            self.settings.client_secret.get_secret_value(),
+            *self._auth.secrets(),
+        ]
 
     def __repr__(self) -> str:
         return (
@@ -274,7 +294,7 @@ class DeltekClient:
 
     def token_info(self) -> dict:
         """Sign in if needed; what a person may see about the token (never the token)."""
-        token = self._current_token()
+        token = self._auth.current()
         return {
             "token_type": token.token_type,
             "expires_in": token.expires_in,
@@ -283,201 +303,7 @@ class DeltekClient:
             "refreshable": token.refresh is not None,
         }
 
-    def _current_token(self) -> _Token:
-        with self._lock:
-            token = self._token
-            if token is None:
-                return self._password_grant()
-            if self._clock() >= token.expires_at - self.refresh_margin_s:
-                return self._renew(token)
-            return token
-
-    def _renew(self, stale: _Token | None) -> _Token:
-        """Refresh grant first, password grant if that fails; skip if another call renewed."""
-        with self._lock:
-            current = self._token
-            if current is not None and current is not stale:
-                return current
-            if current is not None and current.refresh is not None:
-                form = {
-                    "grant_type": "refresh_token",
-                    "refresh_token": current.refresh.get_secret_value(),
-                    "database": self.settings.database,
-                    "Client_Id": self.settings.client_id,
-                    "client_secret": self.settings.client_secret.get_secret_value(),
-                }
-                try:
-                    return self._grant(form)
-                except DeltekError as exc:
-                    log.info("Deltek refresh grant failed (%s); signing in again", exc.message)
-            return self._password_grant()
-
-    def _password_grant(self) -> _Token:
-        s = self.settings
-        form = {
-            "Username": s.username,
-            "Password": s.password.get_secret_value(),
-            "grant_type": "password",
-            "Integrated": "N",
-            "database": s.database,
-            "Client_Id": s.client_id,
-            "client_secret": s.client_secret.get_secret_value(),
-        }
-        return self._grant(form)
-
-    def _grant(self, form: dict[str, str]) -> _Token:
-        """POST the form to /token (retrying transient failures) and keep the token."""
-        url = f"{self._base}/token"
-        failures = 0
-        while True:
-            try:
-                resp = self._session.post(
-                    url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                refused = _never_sent(exc) and not isinstance(exc, requests.ConnectTimeout)
-                if not refused and failures < self.settings.max_retries:
-                    failures += 1
-                    self._wait(failures)
-                    continue
-                raise self._auth_error(
-                    None,
-                    f"cannot reach {self._host}",
-                    "check DELTEK_API_URL, DNS, proxy and firewall settings",
-                ) from None
-            self.stats.calls += 1
-            status = resp.status_code
-            if (status == 429 or status >= 500) and failures < self.settings.max_retries:
-                failures += 1
-                self.stats.retries += 1
-                wait = _retry_after(resp.headers.get("Retry-After"), self._clock())
-                if wait is None:
-                    self._wait(failures, counted=False)
-                else:
-                    self._sleep(min(wait, self.max_retry_after_s))
-                continue
-            if status >= 400:
-                raise self._token_error(resp)
-            return self._keep_token(resp)
-
-    def _keep_token(self, resp: requests.Response) -> _Token:
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not data.get("access_token"):
-            raise self._auth_error(
-                resp.status_code,
-                "DELTEK_API_URL does not look like a Vantagepoint API root (expected .../api)",
-                f"{self._base}/token answered without an access token",
-            )
-        try:
-            expires_in = float(data.get("expires_in") or 1799)
-        except (TypeError, ValueError):
-            expires_in = 1799.0
-        refresh = data.get("refresh_token")
-        token = _Token(
-            access=SecretStr(str(data["access_token"])),
-            refresh=SecretStr(str(refresh)) if refresh else None,
-            token_type=str(data.get("token_type") or "bearer"),
-            expires_in=expires_in,
-            obtained_at=self._clock(),
-        )
-        self._token = token
-        self.stats.tokens += 1
-        return token
-
-    def _token_error(self, resp: requests.Response) -> DeltekAuthError:
-        """Map the OWIN token errors to what a person must change, without the password."""
-        s = self.settings
-        text = resp.text or ""
-        content_type = resp.headers.get("Content-Type", "")
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if resp.status_code == 404 or (
-            not isinstance(data, dict) and _looks_html(text, content_type)
-        ):
-            return self._auth_error(
-                resp.status_code,
-                "DELTEK_API_URL does not look like a Vantagepoint API root (expected .../api)",
-                f"{self._base}/token answered {resp.status_code}"
-                + (" with an HTML page" if _looks_html(text, content_type) else ""),
-            )
-        code = str(data.get("error") or "").lower() if isinstance(data, dict) else ""
-        detail = parse_error_body(text, content_type)
-        if isinstance(data, dict) and data.get("error_description"):
-            detail = str(data["error_description"])
-        low = detail.lower()
-        if code == "unsupported_grant_type":
-            return self._auth_error(
-                resp.status_code,
-                "Deltek does not accept the password grant for this client",
-                "enable 'Allow Password Grant Type' in Vantagepoint > Integrations > "
-                "API Authorization",
-            )
-        if code == "invalid_client":
-            return self._auth_error(
-                resp.status_code,
-                "Deltek rejected the API client credentials",
-                "check DELTEK_CLIENT_ID and DELTEK_CLIENT_SECRET (Vantagepoint > Integrations > "
-                "API Authorization; regenerating the secret invalidates the old one)",
-            )
-        if "user name or password" in low or "username or password" in low:
-            return self._auth_error(
-                resp.status_code,
-                f"Deltek rejected the username or password for DELTEK_USERNAME={s.username}",
-                "check DELTEK_USERNAME and DELTEK_PASSWORD",
-            )
-        if "database" in low:
-            return self._auth_error(
-                resp.status_code,
-                f"Deltek did not accept the database {s.database!r}: {detail}",
-                "check DELTEK_DATABASE (shown in Vantagepoint > Integrations > API Authorization)",
-            )
-        hint = "check the Deltek API user in Vantagepoint"
-        if "update the password" in low:
-            hint = (
-                "the API user's password must be changed in Vantagepoint (untick forced "
-                "password reset for it), then update DELTEK_PASSWORD"
-            )
-        elif "disabled" in low:
-            hint = "re-enable the API user's login in Vantagepoint"
-        return self._auth_error(
-            resp.status_code,
-            f"Deltek refused the sign-in for DELTEK_USERNAME={s.username}: "
-            f"{detail or code or 'no reason given'}",
-            hint,
-        )
-
-    def _auth_error(self, status: int | None, message: str, hint: str) -> DeltekAuthError:
-        return DeltekAuthError(status, "POST", "token", self._scrub(message), hint=hint)
-
     # ----------------------------------------------------------------------- transport
-
-    def _scrub(self, text: str) -> str:
-        """Blank any secret a server (or we) might have echoed into a message."""
-        secrets = [self.settings.password.get_secret_value()]
-        secrets.append(self.settings.client_secret.get_secret_value())
-        token = self._token
-        if token is not None:
-            secrets.append(token.access.get_secret_value())
-            if token.refresh is not None:
-                secrets.append(token.refresh.get_secret_value())
-        for secret in secrets:
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-                encoded = quote(secret, safe="")
-                if encoded != secret:
-                    text = text.replace(encoded, "***")
-        return text
-
-    def _wait(self, attempt: int, counted: bool = True) -> None:
-        if counted:
-            self.stats.retries += 1
-        delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
-        self._sleep(delay * (0.5 + self._rng.random() / 2))
 
     def _call(
         self,
@@ -488,7 +314,9 @@ class DeltekClient:
         body: object = None,
         record: str | None = None,
     ) -> Any:
-        """One API call with the retry rules above; returns the decoded JSON (or None)."""
+        """One API call (token, retries and the 401 re-send live in the session); returns
+        the decoded JSON (or None). A write whose outcome is unknown (a 5xx, a timeout or
+        a dropped connection after sending) is a `DeltekAmbiguousError`."""
         method = method.upper()
         path = path.lstrip("/")
         url = f"{self._base}/{path}"
@@ -503,74 +331,50 @@ class DeltekClient:
             headers["Content-Type"] = _FORM
             headers["dvp-postAsGet"] = "true"
         is_read = method == "GET"
-        failures = throttles = 0
-        reauthenticated = False
-        while True:
-            token = self._current_token()
-            headers["Authorization"] = f"Bearer {token.access.get_secret_value()}"
-            started = time.monotonic()
-            try:
-                resp = self._session.request(
-                    send_method, send_url, data=data, headers=headers, timeout=self._timeout
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                what = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                reason = f"{what} talking to {self._host}"
-                if is_read and failures < self.settings.max_retries:
-                    failures += 1
-                    log.info("Deltek %s %s %s; retry %d", method, path, what, failures)
-                    self._wait(failures)
-                    continue
-                if is_read or _never_sent(exc):
-                    raise DeltekError(None, method, path, reason, record) from None
-                raise DeltekAmbiguousError(None, method, path, reason, record) from None
-            self.stats.calls += 1
-            status = resp.status_code
-            log.debug(
-                "Deltek %s %s -> %s in %.0f ms",
+        started = time.monotonic()
+        self.stats.calls += 1
+        try:
+            resp = self._session.request(
+                send_method,
+                send_url,
+                data=data,
+                headers=headers,
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            what = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+            reason = f"{what} talking to {self._host}"
+            if is_read or never_sent(exc):
+                raise DeltekError(None, method, path, reason, record) from None
+            raise DeltekAmbiguousError(None, method, path, reason, record) from None
+        status = resp.status_code
+        log.debug(
+            "Deltek %s %s -> %s in %.0f ms",
+            method,
+            path,
+            status,
+            (time.monotonic() - started) * 1000,
+        )
+        if status == 401:
+            raise DeltekAuthError(
+                401,
                 method,
                 path,
-                status,
-                (time.monotonic() - started) * 1000,
+                self._scrub(
+                    "Deltek refused a freshly issued token: "
+                    + (parse_error_body(resp.text, _ctype(resp)) or "no reason given")
+                ),
+                record,
+                "the API user may lack API access, a licence or a role for this "
+                "resource; check it in Vantagepoint",
             )
-            if status == 401:
-                if reauthenticated:
-                    raise DeltekAuthError(
-                        401,
-                        method,
-                        path,
-                        self._scrub(
-                            "Deltek refused a freshly issued token: "
-                            + (parse_error_body(resp.text, _ctype(resp)) or "no reason given")
-                        ),
-                        record,
-                        "the API user may lack API access, a licence or a role for this "
-                        "resource; check it in Vantagepoint",
-                    )
-                reauthenticated = True
-                self.stats.retries += 1
-                self._renew(token)
-                continue
-            if status == 429 and is_read and throttles < 2 * self.settings.max_retries:
-                throttles += 1
-                self.stats.retries += 1
-                wait = _retry_after(resp.headers.get("Retry-After"), self._clock())
-                if wait is None:
-                    wait = min(self.backoff_cap_s, self.backoff_base_s * 2**throttles)
-                log.info("Deltek throttled %s %s; waiting %.1f s", method, path, wait)
-                self._sleep(min(wait, self.max_retry_after_s))
-                continue
-            if status >= 500:
-                if is_read and failures < self.settings.max_retries:
-                    failures += 1
-                    log.info("Deltek %s %s answered %s; retry %d", method, path, status, failures)
-                    self._wait(failures)
-                    continue
-                error_cls = DeltekError if is_read else DeltekAmbiguousError
-                raise error_cls(status, method, path, self._message(resp), record)
-            if status >= 400:
-                raise DeltekError(status, method, path, self._message(resp), record)
-            return self._decode(resp, method, path, record)
+        if status >= 500:
+            error_cls = DeltekError if is_read else DeltekAmbiguousError
+            raise error_cls(status, method, path, self._message(resp), record)
+        if status >= 400:
+            raise DeltekError(status, method, path, self._message(resp), record)
+        return self._decode(resp, method, path, record)
 
     def _message(self, resp: requests.Response) -> str:
         text = parse_error_body(resp.content, _ctype(resp))
@@ -584,12 +388,13 @@ class DeltekClient:
         except ValueError:
             pass
         text = resp.text
-        if _looks_html(text, _ctype(resp)):
+        if looks_html(text, _ctype(resp)):
             raise DeltekError(
                 resp.status_code,
                 method,
                 path,
-                "expected JSON, got an HTML page: " + parse_error_body(text, "text/html"),
+                "expected JSON, got an HTML page: "
+                + self._scrub(parse_error_body(text, "text/html")),
                 record,
                 "DELTEK_API_URL may point at the Vantagepoint web UI instead of its API root",
             )
@@ -599,40 +404,25 @@ class DeltekClient:
         return as_rows(self._call(method, path, **kwargs))
 
     def _list(self, path: str, filters: Iterable[Filter] | None = None) -> list[dict]:
-        """Every row of a list, paging with pageSize/page until a short page.
-
-        DataEntry and PSALedger answer 500 to `limit`; there `q.maxrows` is sent as well,
-        set to the rows needed so far, which is right whether the server applies it per
-        page or before paging. A server that ignores `page` is detected (the first row
-        repeats) and either re-read whole (when it honours q.maxrows) or reported.
-        """
+        """Every row of a list (see `http.paging.PageSizePaginator`: pageSize/page until a
+        short page; q.maxrows, never limit, on DataEntry and PSALedger)."""
         ledger = path.lower().startswith(("dataentry/", "psaledger/"))
-        size = self.ledger_page_size if ledger else self.page_size
         where = filter_params(filters)
-        rows: list[dict] = []
-        page = 1
-        while True:
-            params: list[tuple[str, object]] = [("pageSize", size), ("page", page)]
-            if ledger:
-                params.append(("q.maxrows", size * page))
-            batch = self._rows("GET", path, params=params + where)
-            if page > 1 and batch and rows and batch[0] == rows[0]:
-                if len(batch) <= size:
-                    raise DeltekError(
-                        200,
-                        "GET",
-                        path,
-                        f"the server ignores paging and returned only the first {len(batch)} rows",
-                        hint="narrow the request with filters so it fits in one page",
-                    )
-                rows = batch  # page ignored, q.maxrows honoured: this is rows 1..n
-                if len(batch) < size * page:
-                    return rows
-            else:
-                rows.extend(batch)
-                if len(batch) < size:
-                    return rows
-            page += 1
+        pages = PageSizePaginator(
+            fetch=lambda params: self._rows("GET", path, params=params + where),
+            size=self.ledger_page_size if ledger else self.page_size,
+            maxrows=ledger,
+        )
+        try:
+            return pages.read()
+        except PagingIgnored as exc:
+            raise DeltekError(
+                200,
+                "GET",
+                path,
+                str(exc),
+                hint="narrow the request with filters so it fits in one page",
+            ) from None
 
     def _get_or_none(self, path: str, record: str | None = None) -> list[dict] | None:
         try:
@@ -879,9 +669,7 @@ class DeltekClient:
         shape = _ap_master if tt == "ap" else _je_master
         return [shape(row, batch) for row in self._batch_masters(tt, batch, None)]
 
-    def ledger_lines(
-        self, transtype: TransType, filters: list[Filter] | None = None
-    ) -> list[dict]:
+    def ledger_lines(self, transtype: TransType, filters: list[Filter] | None = None) -> list[dict]:
         """Posted ledger lines (PSALedger), one row per line, as Deltek sends them."""
         return self._ledger(_tt(transtype).upper(), None, filters)
 

@@ -1,39 +1,57 @@
 """Read-only Procore REST client for the connector (plus webhook configuration).
 
-What it takes care of, so callers do not have to:
-- a client_credentials token, renewed ahead of `expires_in` and once on a 401;
+What it takes care of, so callers do not have to (on the shared HTTP layer,
+`deltek_procore.http`):
+- a client_credentials token (`auth.ProcoreClientCredentials`, a requests AuthBase),
+  renewed ahead of `expires_in` and once on a 401;
 - `Procore-Company-Id` on every call (service accounts need it even on /companies);
-- complete, loop-proof paging: `Link rel="next"` is followed; without it a full page
-  means "ask for the next"; an empty or short page, or one that only repeats ids already
-  seen (a server that ignores `page`), ends the listing; `Total` never ends it early;
-  every page repeats the caller's filters; iterators are lazy;
-- pacing from `X-Rate-Limit-*` (see pacing.py), 429 waits, and full-jitter exponential
-  back-off on 5xx / timeouts / connection errors for GETs only;
+- complete, loop-proof paging (`http.paging.LinkPaginator`): `Link rel="next"` is
+  followed; without it a full page means "ask for the next"; an empty or short page, or
+  one that only repeats ids already seen (a server that ignores `page`), ends the
+  listing; `Total` never ends it early; every page repeats the caller's filters;
+  iterators are lazy;
+- pacing from `X-Rate-Limit-*` (see pacing.py) before every request and every retry;
+  retries by urllib3's `Retry` on the session: 429 for any method (Procore did not
+  process it), waiting for Retry-After or the rate-limit reset; 5xx, timeouts and
+  dropped connections for GETs only, with bounded, jittered back-off;
 - the payload variants documented in docs/api/procore.md (see models.py), and the
   figures Procore's shapes leave to the reader: a change-order line's cost code from the
   contract line it changes, a v1.0 invoice item's previous figures from the previous
-  application (both cached, so translation stays pure).
+  application (both cached, so translation stays pure);
+- a record whose detail read (line items, items, its contract) answers 404 is yielded
+  marked `detail_gone` ("gone from Procore (404 on ...)") instead of ending the listing:
+  translation quarantines it, every other record is read.
 Secrets never reach logs, exception text or reprs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from pydantic import BaseModel, SecretStr
 
-from .errors import ProcoreAuthError, ProcoreError, parse_error_body, redact
+from deltek_procore.http.paging import LinkPaginator, Page, wanted_ids
+from deltek_procore.http.retry import (
+    READS,
+    Backoff,
+    RetryHooks,
+    RetryingAdapter,
+    read_retry,
+)
+from deltek_procore.http.secrets import scrub
+from deltek_procore.http.text import parse_error_body, retry_after_seconds
+
+from .auth import ProcoreClientCredentials
+from .errors import DETAIL_GONE, ProcoreAuthError, ProcoreError, gone_reason
 from .models import (
     BillingPeriod,
     ChangeOrder,
@@ -51,15 +69,15 @@ from .models import (
     to_decimal,
     to_int,
 )
-from .pacing import RateLimitPacer, retry_after_seconds
+from .pacing import RateLimitPacer
 
 log = logging.getLogger(__name__)
 
 CommitmentKind = Literal["work_order", "purchase_order"]
 DateRange = tuple[datetime | date, datetime | date]
 Params = list[tuple[str, Any]]
+T = TypeVar("T")
 
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 ID_CHUNK = 100  # ids per id-filtered call; keeps URLs well under proxy limits
 V2_MAX_PER_PAGE = 100  # v2.0 lists page at 10 by default and at most 100
 PREVIOUS_ITEMS_CACHE = 2000  # requisitions whose items are kept for their successor
@@ -96,26 +114,10 @@ class ProcoreStats:
     pages: int = 0
     repeated_pages: int = 0
     reauths: int = 0
+    gone: int = 0  # records whose detail read answered 404
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _Token:
-    value: SecretStr
-    expires_in: int | None
-    created_at: int | None
-    obtained_at: float
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type name, not a secret
-
-    @property
-    def renew_at(self) -> float:
-        """Renew with 10 % (at least 60 s, at most half the lifetime) still left."""
-        if self.expires_in is None:
-            return float("inf")  # lifetime unknown: rely on the 401 re-auth
-        lead = min(max(60.0, 0.1 * self.expires_in), 0.5 * self.expires_in)
-        return self.obtained_at + self.expires_in - lead
 
 
 # ---------------------------------------------------------------- small pure helpers
@@ -190,62 +192,6 @@ def _id_filter(ids: list[int], style: IdStyle) -> Params:
     return [("filters[id]", ",".join(str(i) for i in ids))]
 
 
-def parse_link_next(link: str | None) -> str | None:
-    """The URL of rel="next" in an RFC 8288 Link header, if any."""
-    if not link:
-        return None
-    for part in link.split(","):
-        pieces = part.split(";")
-        url = pieces[0].strip()
-        rels = [p.strip() for p in pieces[1:]]
-        if (
-            url.startswith("<")
-            and url.endswith(">")
-            and any(r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels)
-        ):
-            return url[1:-1]
-    return None
-
-
-def next_page(
-    headers: Mapping[str, str],
-    page: int,
-    per_page: int,
-    count: int,
-    next_url: str | None = None,
-) -> int | None:
-    """Which page to read next, or None when this one was the last.
-
-    A `Link` header is the authority: its rel="next" (passed as `next_url`, else parsed
-    from `headers`) is followed, and a Link without one marks the last page. Without a
-    Link, a full page may have a successor: ask for it (a short or empty page is the
-    last). "Full" is our `per_page`, or the server's `Per-Page` when it caps lower.
-    `Total` is never used to stop: a Total lower than the truth must not lose records.
-    Repeated pages (a server that ignores `page`) are caught by the caller.
-    """
-    if count == 0:
-        return None
-    link = headers.get("Link")
-    if link:
-        url = next_url if next_url is not None else parse_link_next(link)
-        if not url:
-            return None
-        wanted = parse_qs(urlsplit(url).query).get("page")
-        target = _page_number(wanted[0]) if wanted else None
-        return target if target is not None and target > page else page + 1
-    capped = _page_number(headers.get("Per-Page"))
-    full = min(per_page, capped) if capped else per_page
-    return page + 1 if count >= full else None
-
-
-def _page_number(value: Any) -> int | None:
-    try:
-        number = to_int(value)
-    except ValueError:
-        return None
-    return number if number is not None and number > 0 else None
-
-
 def page_items(payload: Any) -> list[dict]:
     """A page is a bare list (v1.x), {"data": [...]} (v2.0), or (a documented variant of
     the v1.0 change order list) one record object instead of a list."""
@@ -260,27 +206,52 @@ def page_items(payload: Any) -> list[dict]:
     raise ValueError("expected a JSON list, an object with a 'data' list, or one record")
 
 
-def _wanted_ids(params: Params) -> set[str] | None:
-    """The record keys an id filter asks for (`filters[id]=1,2` or `filters[id][]=1`)."""
-    ids = [
-        part.strip()
-        for key, value in params
-        if key in ("filters[id]", "filters[id][]")
-        for part in str(value).split(",")
-        if part.strip()
-    ]
-    return {f"id:{i}" for i in ids} if ids else None
-
-
-def record_key(raw: Any) -> str:
-    """What makes two listed rows the same row: the id, else the whole row."""
-    if isinstance(raw, Mapping) and raw.get("id") is not None:
-        return f"id:{raw['id']}"
-    return "row:" + json.dumps(raw, sort_keys=True, default=str)
-
-
 def _has_vendor(raw: Mapping) -> bool:
     return raw.get("vendor_id") is not None or isinstance(raw.get("vendor"), dict)
+
+
+def _detail(record: dict, default: T, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """One detail read of a listed record, `read(*args, **kwargs)`; a 404 marks the record
+    gone instead of ending the whole listing (the first 404 is the reason kept)."""
+    try:
+        return read(*args, **kwargs)
+    except ProcoreError as exc:
+        if exc.status != 404 or isinstance(exc, ProcoreAuthError):
+            raise
+        record.setdefault(DETAIL_GONE, gone_reason(exc))
+        return default
+
+
+class _Hooks(RetryHooks):
+    """How the Procore client waits between retries: Retry-After, else (on a 429) the
+    rate-limit reset, else back-off; never less than pacing asks. Counts every retry."""
+
+    def __init__(self, client: ProcoreClient) -> None:
+        super().__init__(
+            Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S, rng=client._rng), client._wait, client._clock
+        )
+        self._client = client
+
+    def server_wait(self, status: int | None, headers: Mapping[str, str]) -> float | None:
+        now = self.clock()
+        after = retry_after_seconds(headers.get("Retry-After"), now)
+        if after is not None or status != 429:
+            return after
+        return self._client._pacer.throttled_wait(headers, now)
+
+    def pace(self) -> float:
+        return self._client._pacer.delay(self.clock())
+
+    def seen(self, status: int | None, headers: Mapping[str, str]) -> None:
+        self._client._pacer.observe(headers, self.clock())
+        if status == 429:
+            self._client.stats.throttled_429 += 1
+
+    def retrying(self, cause: str, status: int | None, headers: Mapping[str, str]) -> None:
+        stats = self._client.stats
+        stats.retries += 1
+        stats.calls += 1
+        log.info("Procore answered %s; retrying (retry %d of this client)", cause, stats.retries)
 
 
 # ---------------------------------------------------------------- the client
@@ -304,12 +275,42 @@ class ProcoreClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._pacer = RateLimitPacer(min_remaining=settings.min_remaining)
-        self._token: _Token | None = None
-        self._token_lock = threading.RLock()
+        self._auth = ProcoreClientCredentials(
+            self._session,
+            url=settings.auth_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            timeout=self._timeout(),
+            clock=clock,
+            counted=self._count,
+        )
+        self._mount()
         self._commitment_cache: dict[tuple[int, int], dict] = {}
         self._commitment_lines_cache: dict[tuple[int, int], dict[int, dict]] = {}
         self._requisition_items_cache: dict[tuple[int, int], list[dict]] = {}
         self._commitment_kinds: dict[tuple[int, int], CommitmentKind] = {}  # from listings
+
+    def _mount(self) -> None:
+        """urllib3 retries on the session: the API (reads; 429 for any method) and the
+        token endpoint (a client-credentials grant may be asked for again)."""
+        hooks = _Hooks(self)
+        attempts = self.settings.max_retries
+        api = read_retry(attempts, hooks, writes_retry_on={429})
+        token = read_retry(attempts, hooks, methods=READS | {"POST"})
+        token_url = self.settings.auth_url.split("?")[0]
+        adapter = RetryingAdapter(
+            lambda request: token if str(request.url).split("?")[0] == token_url else api
+        )
+        for prefix in (self.settings.api_url.rstrip("/") + "/", token_url):
+            self._session.mount(prefix, adapter)
+
+    def _count(self, event: str) -> None:
+        if event == "call":
+            self.stats.calls += 1
+        elif event == "token":
+            self.stats.tokens += 1
+        elif event == "reauth":
+            self.stats.reauths += 1
 
     def __repr__(self) -> str:
         return (
@@ -333,130 +334,28 @@ class ProcoreClient:
             self.stats.waits_s += seconds
             self._sleep(seconds)
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
-        return self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
-
     def _secrets(self) -> list[str]:
-        values = [self.settings.client_secret.get_secret_value()]
-        if self._token is not None:
-            values.append(self._token.value.get_secret_value())
-        return values
+        return self._auth.secrets()
 
     def _timeout(self) -> tuple[float, float]:
         return (self.settings.connect_timeout, self.settings.read_timeout)
 
     # ------------------------------------------------------------ token
 
-    def _fetch_token(self) -> _Token:
-        """POST client_credentials as a form (Procore's documented request)."""
-        url = self.settings.auth_url
-        path = urlsplit(url).path or "/oauth/token"
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.settings.client_id,
-            "client_secret": self.settings.client_secret.get_secret_value(),
-        }
-        failures = throttles = 0
-        while True:
-            started = self._clock()
-            try:
-                self.stats.calls += 1
-                resp = self._session.post(
-                    url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout()
-                )
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                if failures < self.settings.max_retries:
-                    failures += 1
-                    self.stats.retries += 1
-                    self._wait(self._backoff(failures))
-                    continue
-                raise ProcoreAuthError(
-                    f"token endpoint unreachable ({type(exc).__name__})", method="POST", path=path
-                ) from None
-            if resp.status_code == 429 and throttles < self.settings.max_retries:
-                throttles += 1
-                self.stats.throttled_429 += 1
-                self.stats.retries += 1
-                wait = self._pacer.throttled_wait(resp.headers, self._clock())
-                self._wait(wait if wait is not None else self._backoff(throttles))
-                continue
-            if resp.status_code in RETRYABLE_STATUSES and failures < self.settings.max_retries:
-                failures += 1
-                self.stats.retries += 1
-                self._wait(self._backoff(failures))
-                continue
-            if resp.status_code >= 400:
-                detail = redact(
-                    parse_error_body(resp.text, resp.headers.get("Content-Type")), self._secrets()
-                )
-                hint = None
-                if resp.status_code in (400, 401):
-                    hint = (
-                        "check PROCORE_CLIENT_ID / PROCORE_CLIENT_SECRET and that PROCORE_AUTH_URL "
-                        "belongs to the app's environment (login.procore.com vs "
-                        "login-sandbox.procore.com); credentials are not shared between them"
-                    )
-                raise ProcoreAuthError(
-                    "could not obtain an access token",
-                    status=resp.status_code,
-                    method="POST",
-                    path=path,
-                    detail=detail,
-                    hint=hint,
-                )
-            return self._parse_token(resp, started, path)
-
-    def _parse_token(self, resp: requests.Response, started: float, path: str) -> _Token:
-        try:
-            body = resp.json()
-            value = body["access_token"]
-        except (ValueError, KeyError, TypeError):
-            raise ProcoreAuthError(
-                "token endpoint answered without an access_token",
-                status=resp.status_code,
-                method="POST",
-                path=path,
-                hint="check PROCORE_AUTH_URL points at the OAuth token endpoint",
-            ) from None
-        self.stats.tokens += 1
-        # `expires_in` is the lifetime left when issued; measure it from our own clock
-        # (when we asked), so server clock skew and `created_at` cannot shorten or extend it.
-        return _Token(
-            value=SecretStr(str(value)),
-            expires_in=to_int(body.get("expires_in")),
-            created_at=to_int(body.get("created_at")),
-            obtained_at=started,
-            token_type=str(body.get("token_type") or "bearer"),
-        )
-
-    def _access_token(self) -> str:
-        with self._token_lock:
-            if self._token is None or self._clock() >= self._token.renew_at:
-                self._token = self._fetch_token()
-            return self._token.value.get_secret_value()
-
-    def _drop_token(self, stale: str) -> None:
-        with self._token_lock:
-            if self._token is not None and self._token.value.get_secret_value() == stale:
-                self._token = None
-
     def token_info(self) -> dict:
         """Obtain (or reuse) a token; report its lifetime, never its value."""
-        self._access_token()
-        token = self._token
-        assert token is not None
+        token = self._auth.current()
         return {
             "token_type": token.token_type,
-            "expires_in": token.expires_in,
+            "expires_in": None if token.expires_in is None else int(token.expires_in),
             "created_at": token.created_at,
-            "renew_at": token.renew_at,
+            "renew_at": self._auth.renew_at(token),
         }
 
     # ------------------------------------------------------------ requests
 
     def _error(self, resp: requests.Response, method: str, path: str) -> ProcoreError:
-        detail = redact(
+        detail = scrub(
             parse_error_body(resp.text, resp.headers.get("Content-Type")), self._secrets()
         )
         reason = resp.reason or "request failed"
@@ -479,69 +378,37 @@ class ProcoreClient:
         params: Params | Mapping[str, Any] | None = None,
         json_body: Any = None,
     ) -> requests.Response:
-        """One API call with pacing, token handling and the retry policy.
+        """One API call: pacing first, then the session (token, retries, 401 re-send).
 
-        Only GETs are retried after 5xx/timeouts (a write may have landed); 429 and 401
+        Only reads are retried after 5xx/timeouts (a write may have landed); 429 and 401
         are retried for any method since Procore did not process those requests.
         """
         url = path if path.startswith("http") else self.settings.api_url.rstrip("/") + path
         log_path = urlsplit(url).path
-        retry_failures = method.upper() in ("GET", "HEAD")
-        failures = throttles = 0
-        reauthed = False
-        while True:
-            self._wait(self._pacer.delay(self._clock()))
-            token = self._access_token()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Procore-Company-Id": str(self.settings.company_id),
-                "Accept": "application/json",
-            }
-            try:
-                self.stats.calls += 1
-                resp = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self._timeout(),
-                )
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                if retry_failures and failures < self.settings.max_retries:
-                    failures += 1
-                    self.stats.retries += 1
-                    self._wait(self._backoff(failures))
-                    continue
-                raise ProcoreError(
-                    f"connection failed ({type(exc).__name__})", method=method, path=log_path
-                ) from None
-            now = self._clock()
-            self._pacer.observe(resp.headers, now)
-            status = resp.status_code
-            if status == 401 and not reauthed:
-                reauthed = True
-                self.stats.reauths += 1
-                self._drop_token(token)
-                continue
-            if status == 429:
-                self.stats.throttled_429 += 1
-                if throttles < self.settings.max_retries:
-                    throttles += 1
-                    self.stats.retries += 1
-                    wait = self._pacer.throttled_wait(resp.headers, now)
-                    self._wait(wait if wait is not None else self._backoff(throttles))
-                    continue
-            if status in RETRYABLE_STATUSES and retry_failures:
-                if failures < self.settings.max_retries:
-                    failures += 1
-                    self.stats.retries += 1
-                    after = retry_after_seconds(resp.headers.get("Retry-After"), now)
-                    self._wait(after if after is not None else self._backoff(failures))
-                    continue
-            if status >= 400:
-                raise self._error(resp, method, log_path)
-            return resp
+        self._wait(self._pacer.delay(self._clock()))
+        headers = {
+            "Procore-Company-Id": str(self.settings.company_id),
+            "Accept": "application/json",
+        }
+        self.stats.calls += 1
+        try:
+            resp = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
+                auth=self._auth,
+                timeout=self._timeout(),
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise ProcoreError(
+                f"connection failed ({type(exc).__name__})", method=method, path=log_path
+            ) from None
+        self._pacer.observe(resp.headers, self._clock())
+        if resp.status_code >= 400:
+            raise self._error(resp, method, log_path)
+        return resp
 
     def _json(self, resp: requests.Response, method: str, path: str) -> Any:
         try:
@@ -558,55 +425,37 @@ class ProcoreClient:
     def get_json(self, path: str, params: Params | Mapping[str, Any] | None = None) -> Any:
         return self._json(self.request("GET", path, params), "GET", path)
 
+    def _page(self, path: str, base: Params, number: int, size: int) -> Page:
+        resp = self.request("GET", path, base + [("page", number), ("per_page", size)])
+        self.stats.pages += 1
+        try:
+            items = page_items(self._json(resp, "GET", path))
+        except ValueError as exc:
+            raise ProcoreError(
+                str(exc), status=resp.status_code, method="GET", path=urlsplit(path).path
+            ) from None
+        link = bool(resp.headers.get("Link"))
+        following = resp.links.get("next", {}).get("url") if link else None
+        return Page(items, resp.headers, next_url=following, has_link=link)
+
     def paginate(
         self, path: str, params: Params | None = None, *, per_page: int | None = None
     ) -> Iterator[dict]:
-        """Yield every record of a listing once, page by page, with the same filters.
-
-        Ends on an empty or short page (see `next_page`) or on a page that only repeats
-        rows already seen: an endpoint that ignores paging costs one call when it answers
-        with fewer than `per_page` rows, and one more (dropped) when it fills a page. With
-        an id filter, only the ids asked for are yielded, and the read ends once all came.
-        """
-        size = per_page or self.settings.per_page
+        """Yield every record of a listing once, page by page, with the same filters
+        (see `http.paging.LinkPaginator`): an endpoint that ignores paging costs one call
+        when it answers with fewer than `per_page` rows, and one more (dropped) when it
+        fills a page. With an id filter, only the ids asked for are yielded."""
         base = [(k, v) for k, v in (params or []) if k not in ("page", "per_page")]
-        seen: set[str] = set()
-        wanted = _wanted_ids(base)
-        page = 1
-        while True:
-            resp = self.request("GET", path, base + [("page", page), ("per_page", size)])
-            self.stats.pages += 1
-            try:
-                items = page_items(self._json(resp, "GET", path))
-            except ValueError as exc:
-                raise ProcoreError(
-                    str(exc), status=resp.status_code, method="GET", path=urlsplit(path).path
-                ) from None
-            fresh = []
-            for item in items:
-                key = record_key(item)
-                if key not in seen:
-                    seen.add(key)
-                    fresh.append(item)
-            if items and not fresh:
-                self.stats.repeated_pages += 1
-                return
-            # An id filter the server ignored brings other records: only the asked ones count.
-            yield from (
-                x
-                for x in fresh
-                if wanted is None
-                or not isinstance(x, Mapping)
-                or x.get("id") is None
-                or record_key(x) in wanted
-            )
-            if wanted is not None and wanted <= seen:
-                return  # every id asked for has come: an id filter bounds the listing
-            link = resp.links.get("next", {}).get("url") if resp.headers.get("Link") else None
-            following = next_page(resp.headers, page, size, len(items), next_url=link)
-            if following is None:
-                return
-            page = following
+
+        def repeated() -> None:
+            self.stats.repeated_pages += 1
+
+        yield from LinkPaginator(
+            fetch=lambda number, size: self._page(path, base, number, size),
+            per_page=per_page or self.settings.per_page,
+            wanted=wanted_ids(base),
+            repeated=repeated,
+        )
 
     def _unique(self, records: Iterable[dict]) -> Iterator[dict]:
         """Drop repeats (a record moving between pages or matching two status calls)."""
@@ -624,6 +473,19 @@ class ProcoreClient:
     ) -> Iterator[dict]:
         for params in plans:
             yield from self.paginate(path, params, per_page=per_page)
+
+    def _all(self, path: str, params: Params | None = None, per_page: int | None = None) -> list:
+        return list(self.paginate(path, params, per_page=per_page))
+
+    def _gone(self, record: dict) -> dict:
+        if DETAIL_GONE in record:
+            self.stats.gone += 1
+            log.warning(
+                "Procore record %s: %s; it is quarantined, the listing goes on",
+                record.get("id"),
+                record[DETAIL_GONE],
+            )
+        return record
 
     # ------------------------------------------------------------ reference data
 
@@ -687,15 +549,23 @@ class ProcoreClient:
         for raw in self._unique(self._each("/rest/v1.1/requisitions", plans)):
             record = {"project_id": int(project_id), **raw}
             if raw.get("items") is None:
-                record["items"] = self._requisition_items_v10(project_id, to_int(raw["id"]))
-            record["items"] = self._with_previous_figures(project_id, record)
+                record["items"] = _detail(
+                    record, [], self._requisition_items_v10, project_id, to_int(raw["id"])
+                )
+            record["items"] = _detail(
+                record, record["items"], self._with_previous_figures, project_id, record
+            )
             if not _has_vendor(record) and record.get("commitment_id") is not None:
-                vendor_id, vendor_name = self._commitment_vendor(project_id, record)
+                vendor_id, vendor_name = _detail(
+                    record, (None, None), self._commitment_vendor, project_id, record
+                )
                 record["vendor_id"] = vendor_id
                 record.setdefault("vendor_name", vendor_name)
             if resolve_cost_types and record.get("commitment_id") is not None:
-                record["items"] = self._with_cost_types(project_id, record)
-            yield Requisition.model_validate(record)
+                record["items"] = _detail(
+                    record, record["items"], self._with_cost_types, project_id, record
+                )
+            yield Requisition.model_validate(self._gone(record))
 
     def _requisition_items_v10(self, project_id: int, requisition_id: int | None) -> list[dict]:
         """v1.0 items: contract items plus change-order items (404 = none), cached."""
@@ -868,35 +738,46 @@ class ProcoreClient:
         for raw in batch:
             record = {"project_id": int(project_id), **raw}
             if with_lines and raw.get("line_items") is None:
-                record["line_items"] = lines.get(to_int(raw["id"]) or 0, [])
-            yield DirectCost.model_validate(record)
+                found = lines.get(to_int(raw["id"]) or 0, [])
+                if isinstance(found, ProcoreError):
+                    record[DETAIL_GONE] = gone_reason(found)
+                    found = []
+                record["line_items"] = found
+            yield DirectCost.model_validate(self._gone(record))
 
-    def _direct_cost_lines(self, project_id: int, cost_ids: list[int]) -> dict[int, list[dict]]:
+    def _direct_cost_lines(
+        self, project_id: int, cost_ids: list[int]
+    ) -> dict[int, list[dict] | ProcoreError]:
         """Bulk-read lines for these costs and group them by cost.
 
         Lines are attributed by `direct_cost_id` (or `holder`/`direct_cost` objects) and
         filtered client-side, so a server that ignores the filter costs calls, not
         correctness. If a line cannot be attributed, that chunk falls back to the
-        per-cost line-item endpoint.
+        per-cost line-item endpoint, where a 404 is kept (as the error) for that cost.
         """
-        grouped: dict[int, list[dict]] = {i: [] for i in cost_ids}
+        grouped: dict[int, list[dict] | ProcoreError] = {i: [] for i in cost_ids}
         path = f"/rest/v1.0/projects/{int(project_id)}/direct_costs/line_items"
         for chunk in chunks(cost_ids):
             params: Params = [("filters[direct_cost_id][]", i) for i in chunk]
             wanted = set(chunk)
             unattributed = False
-            found: dict[int, list[dict]] = {i: [] for i in chunk}
+            found: dict[int, list[dict] | ProcoreError] = {i: [] for i in chunk}
             for line in self._unique(self.paginate(path, params)):
                 owner = _line_owner(line)
                 if owner is None:
                     unattributed = True
                     break
                 if owner in wanted:
-                    found[owner].append(line)
+                    found[owner].append(line)  # type: ignore[union-attr]
             if unattributed:
                 for cost_id in chunk:
                     one = f"/rest/v1.0/projects/{int(project_id)}/direct_costs/{cost_id}/line_items"
-                    found[cost_id] = list(self.paginate(one))
+                    try:
+                        found[cost_id] = list(self.paginate(one))
+                    except ProcoreError as exc:
+                        if exc.status != 404 or isinstance(exc, ProcoreAuthError):
+                            raise
+                        found[cost_id] = exc
             grouped.update(found)
         return grouped
 
@@ -928,8 +809,8 @@ class ProcoreClient:
             self._commitment_kinds[(int(project_id), to_int(raw["id"]) or 0)] = kind
             if _wants_lines(with_line_items, raw):
                 lines_path = f"{path}/{to_int(raw['id'])}/line_items"
-                record["line_items"] = list(self.paginate(lines_path, base))
-            yield Commitment.model_validate(record)
+                record["line_items"] = _detail(record, [], self._all, lines_path, base)
+            yield Commitment.model_validate(self._gone(record))
 
     def change_orders(
         self,
@@ -958,12 +839,19 @@ class ProcoreClient:
                     f"/rest/v2.0/companies/{company}/projects/{int(project_id)}"
                     f"/commitment_change_orders/{to_int(raw['id'])}/line_items"
                 )
-                record["line_items"] = list(self.paginate(lines_path, per_page=V2_MAX_PER_PAGE))
-            if record.get("line_items"):
-                record["line_items"] = self._with_contract_lines(
-                    project_id, record, staged_contract
+                record["line_items"] = _detail(
+                    record, [], self._all, lines_path, per_page=V2_MAX_PER_PAGE
                 )
-            yield ChangeOrder.model_validate(record)
+            if record.get("line_items"):
+                record["line_items"] = _detail(
+                    record,
+                    record["line_items"],
+                    self._with_contract_lines,
+                    project_id,
+                    record,
+                    staged_contract,
+                )
+            yield ChangeOrder.model_validate(self._gone(record))
 
     def _with_contract_lines(
         self,
@@ -1031,7 +919,7 @@ class ProcoreClient:
         try:
             return self._json(self.request("POST", path, json_body=body), "POST", path)
         except ProcoreError as exc:  # a validation error may echo the header back
-            exc.detail = redact(exc.detail, [secret])
+            exc.detail = scrub(exc.detail, [secret])
             raise
 
     def create_trigger(

@@ -1,17 +1,27 @@
 """Errors raised by the Procore client.
 
 Procore's v1.x error bodies are not standardised (JSON in half a dozen shapes, plain
-text on 429, HTML from gateways), so one parser turns all of them into a sentence a
-person can read, and every error carries a hint about what to check next.
+text on 429, HTML from gateways); the one parser both clients share
+(`deltek_procore.http.text.parse_error_body`) turns each into a sentence a person can
+read, and every error carries a hint about what to check next.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 
-_MAX_DETAIL = 300
+from deltek_procore.http.secrets import scrub
+from deltek_procore.http.text import parse_error_body
+
+__all__ = [
+    "DETAIL_GONE",
+    "ProcoreAuthError",
+    "ProcoreError",
+    "gone_reason",
+    "hint_for",
+    "parse_error_body",
+    "redact",
+]
 
 _HINTS: dict[int, str] = {
     400: "the request was rejected as malformed; check filter values (date filters must be "
@@ -46,90 +56,18 @@ def hint_for(status: int | None) -> str:
     return "see the detail"
 
 
-def _flatten(value: object) -> str:
-    """Render nested error values (strings, lists, field maps) as one line."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, dict):
-        parts = []
-        for key, inner in value.items():
-            text = _flatten(inner)
-            parts.append(f"{key}: {text}" if text else str(key))
-        return "; ".join(p for p in parts if p)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(t for t in (_flatten(v) for v in value) if t)
-    return str(value)
-
-
-def _from_json(data: object) -> str:
-    """Pick the human part out of the known Procore error JSON shapes."""
-    if not isinstance(data, dict):
-        return _flatten(data)
-    err = data.get("error")
-    if isinstance(err, dict):  # v2.0: {"error": {"code", "message", "details"}}
-        code = err.get("code")
-        message = _flatten(err.get("message"))
-        details = _flatten(err.get("details"))
-        text = " ".join(p for p in (f"[{code}]" if code else "", message) if p)
-        return f"{text} ({details})" if details else text
-    if "errors" in data:  # {"errors": "..."} or {"errors": {field: [...]}}
-        return _flatten(data["errors"])
-    if "error_description" in data:  # OAuth: {"error", "error_description"}
-        code = _flatten(err)
-        desc = _flatten(data["error_description"])
-        return f"{code}: {desc}" if code else desc
-    message = _flatten(data.get("message"))
-    extra = _flatten(err) or _flatten(data.get("reason")) or _flatten(data.get("exception"))
-    if message and extra and extra != message:
-        return f"{message} ({extra})"
-    if message or extra:
-        return message or extra
-    return _flatten(data)
-
-
-_TAGS = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-_SCRIPT = re.compile(r"<(script|style)[^>]*>.*?</\1>", re.I | re.S)
-
-
-def _from_html(text: str) -> str:
-    title = _TITLE.search(text)
-    if title and title.group(1).strip():
-        return _SPACE.sub(" ", title.group(1)).strip()
-    return _SPACE.sub(" ", _TAGS.sub(" ", _SCRIPT.sub(" ", text))).strip()
-
-
-def parse_error_body(body: str | bytes | None, content_type: str | None = None) -> str:
-    """Turn any error body into one short plain-text sentence."""
-    if body is None:
-        return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = text.strip()
-    if not text:
-        return ""
-    if text[0] in "{[" or "json" in (content_type or ""):
-        try:
-            detail = _from_json(json.loads(text))
-        except ValueError:
-            detail = text
-    elif text.startswith("<") or "html" in (content_type or ""):
-        detail = _from_html(text)
-    else:
-        detail = _SPACE.sub(" ", text)
-    if len(detail) > _MAX_DETAIL:
-        detail = detail[: _MAX_DETAIL - 1] + "…"
-    return detail
-
-
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Remove secret values a server might echo back (e.g. in an OAuth error)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "***")
-    return text
+    """Remove secret values a server might echo back (raw, URL-encoded or base64)."""
+    return scrub(text, secrets)
+
+
+DETAIL_GONE = "detail_gone"  # set on a listed record whose detail read answered 404
+
+
+def gone_reason(exc: ProcoreError) -> str:
+    """Why a record cannot be read whole: Procore answers 404 for records deleted since
+    they were listed (and for records the service account may no longer read)."""
+    return f"gone from Procore (404 on {exc.method} {exc.path})"
 
 
 class ProcoreError(Exception):

@@ -16,10 +16,12 @@ variants.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from deltek_procore.http.text import to_decimal as shared_to_decimal
 
 # ---------------------------------------------------------------- scalar coercion
 
@@ -30,27 +32,11 @@ NOT_A_NUMBER = Decimal("NaN")
 
 
 def to_decimal(value: Any) -> Decimal | None:
-    """Money and percentages: "1,250.00", "$12", "96.36%", 12.5, None -> Decimal | None."""
-    if value is None or isinstance(value, bool):
+    """Money and percentages: "1,250.00", "$12", "96.36%", 12.5, None -> Decimal | None;
+    garbage -> NaN (one shared parser, `deltek_procore.http.text.to_decimal`)."""
+    if isinstance(value, bool):
         return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str):
-        text = value.strip().replace(",", "").replace("$", "").replace("%", "").strip()
-        if not text:
-            return None
-        negative = text.startswith("(") and text.endswith(")")  # accounting style
-        text = text.strip("()")
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            return NOT_A_NUMBER
-        return -number if negative else number
-    return NOT_A_NUMBER
+    return shared_to_decimal(value, None, invalid="nan")
 
 
 def money_or_zero(value: Any) -> Decimal:

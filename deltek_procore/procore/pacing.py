@@ -14,14 +14,18 @@ Algorithm (applied before every request, using the headers of the latest respons
    headroom for other runs sharing the company's budget.
 4. Otherwise -> go at full speed; short syncs are not slowed at all.
 
-A 429 waits for `Retry-After` when present, else until `Reset` (+ margin).
+A 429 waits for `Retry-After` when present, else until `Reset` (+ margin); an answer
+with Retry-After resets the pacer (the server said when to come back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+
+from deltek_procore.http.text import retry_after_seconds
+
+__all__ = ["RateLimitPacer", "retry_after_seconds"]
 
 # Values below this are a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
@@ -36,20 +40,6 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds: either a number or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 @dataclass
 class RateLimitPacer:
     min_remaining: int = 2
@@ -61,7 +51,14 @@ class RateLimitPacer:
     reset_at: float | None = None
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
-        """Remember the latest budget; missing headers leave the old state alone."""
+        """Remember the latest budget; missing headers leave the old state alone.
+
+        An answer with Retry-After says itself when to come back: the retry waits that
+        long, and the budget it reports (often "0 left until the hourly reset") is not
+        taken as a reason to wait longer than the server asked."""
+        if retry_after_seconds(headers.get("Retry-After"), now) is not None:
+            self.limit = self.remaining = self.reset_at = None
+            return
         limit = _number(headers.get("X-Rate-Limit-Limit"))
         remaining = _number(headers.get("X-Rate-Limit-Remaining"))
         reset = _number(headers.get("X-Rate-Limit-Reset"))

@@ -1,4 +1,5 @@
-"""Unit tests of DeltekClient against `responses` (no network)."""
+"""Unit tests of DeltekClient: `responses` for shapes (no network), a scripted loopback
+server for retries, which urllib3 does below what a mock sees."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import responses
+from pydantic import SecretStr
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from deltek_procore.deltek import (
@@ -20,6 +22,15 @@ from deltek_procore.deltek import (
     Filter,
     decode_post_result,
     to_decimal,
+)
+from deltek_procore.http.auth import Token
+from deltek_procore_tests.http.scripted import (
+    Drop,
+    Reply,
+    ScriptedServer,
+    Stall,
+    closed_port,
+    scripted_server,
 )
 
 API = "https://acme.deltekfirst.com/ACME/api"
@@ -306,11 +317,39 @@ def test_token_unreachable_host(rsps, client, sleeps):
     assert len(token_calls(rsps)) == 1 and sleeps == []
 
 
-def test_token_5xx_is_retried(rsps, client, sleeps):
-    rsps.add(responses.POST, TOKEN_URL, status=503, body="busy")
-    token_ok(rsps)
+@pytest.fixture
+def live(clock, sleeps):
+    """A real server standing in for Deltek at `{url}/api`, signing in by default."""
+    with scripted_server() as server:
+        server.script("POST", "/api/token", default=Reply(body=TOKEN_BODY))
+        yield server
+
+
+TOKEN_BODY = {"access_token": ACCESS, "token_type": "bearer", "expires_in": 1799,
+              "refresh_token": REFRESH}  # fmt: skip
+
+
+def live_client(server: ScriptedServer, clock, sleeps, **changes) -> DeltekClient:
+    return DeltekClient(
+        settings(api_url=f"{server.url}/api", **changes), sleep=sleeps.append, clock=clock
+    )
+
+
+def test_token_5xx_is_retried(live, clock, sleeps):
+    live.script("POST", "/api/token", Reply(503, "busy"), Reply(body=TOKEN_BODY))
+    client = live_client(live, clock, sleeps)
     assert client.token_info()["token_type"] == "bearer"
-    assert len(token_calls(rsps)) == 2 and len(sleeps) == 1
+    assert len(live.calls("POST", "/api/token")) == 2 and len(sleeps) == 1
+
+
+def test_token_unreachable_host_is_retried_then_plain(clock, sleeps):
+    client = DeltekClient(
+        settings(api_url=closed_port() + "/api"), sleep=sleeps.append, clock=clock
+    )
+    with pytest.raises(DeltekAuthError) as info:
+        client.token_info()
+    assert info.value.message.startswith("cannot reach 127.0.0.1")
+    assert len(sleeps) == 3  # refused connections are retried (bounded): nothing was sent
 
 
 def test_server_echoing_the_password_is_scrubbed(rsps, client):
@@ -339,43 +378,81 @@ def test_no_secret_in_client_or_settings_repr(rsps, client):
 # ------------------------------------------------------------------ retries
 
 
-def test_get_retried_on_5xx_with_bounded_jittered_backoff(rsps, client, sleeps):
-    token_ok(rsps)
-    rsps.add(responses.GET, f"{API}/project", status=503)
-    rsps.add(responses.GET, f"{API}/project", status=502, body="<html><title>502</title></html>")
-    rsps.add(responses.GET, f"{API}/project", json=[{"WBS1": "P1"}])
+def test_get_retried_on_5xx_with_bounded_jittered_backoff(live, clock, sleeps):
+    live.script(
+        "GET",
+        "/api/project",
+        Reply(503),
+        Reply(502, "<html><title>502</title></html>"),
+        Reply(body=[{"WBS1": "P1"}]),
+    )
+    client = live_client(live, clock, sleeps)
     assert client.projects() == [{"WBS1": "P1"}]
     assert len(sleeps) == 2
     assert 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0
     assert client.stats.retries == 2
 
 
-def test_get_gives_up_after_max_retries(rsps, client, sleeps):
-    token_ok(rsps)
-    rsps.add(responses.GET, f"{API}/project", status=500, json={"Message": "boom"})
+def test_get_gives_up_after_max_retries(live, clock, sleeps):
+    live.script("GET", "/api/project", default=Reply(500, {"Message": "boom"}))
+    client = live_client(live, clock, sleeps)
     with pytest.raises(DeltekError) as info:
         client.projects()
     assert not isinstance(info.value, DeltekAmbiguousError)
-    assert len(api_calls(rsps)) == 4  # 1 + max_retries
+    assert len(live.calls("GET", "/api/project")) == 4  # 1 + max_retries
     assert info.value.status == 500 and info.value.message == "boom"
-    assert all(s <= client.backoff_cap_s for s in sleeps)
+    assert len(sleeps) == 3 and all(s <= client.backoff_cap_s for s in sleeps)
 
 
-def test_get_retried_on_timeout_and_connection_error(rsps, client, sleeps):
-    token_ok(rsps)
-    rsps.add(responses.GET, f"{API}/firm", body=requests.ReadTimeout("slow"))
-    rsps.add(responses.GET, f"{API}/firm", body=requests.ConnectionError("reset"))
-    rsps.add(responses.GET, f"{API}/firm", json=[])
+def test_get_retried_on_timeout_and_dropped_connection(live, clock, sleeps):
+    live.script("GET", "/api/firm", Stall(0.6), Drop(), Reply(body=[]))
+    client = live_client(live, clock, sleeps, read_timeout=0.2)
     assert client.firms() == []
-    assert len(api_calls(rsps)) == 3 and len(sleeps) == 2
+    assert len(live.calls("GET", "/api/firm")) == 3 and len(sleeps) == 2
 
 
-def test_get_429_honours_retry_after(rsps, client, sleeps):
-    token_ok(rsps)
-    rsps.add(responses.GET, f"{API}/firm", status=429, headers={"Retry-After": "7"})
-    rsps.add(responses.GET, f"{API}/firm", json=[])
+def test_get_429_honours_retry_after(live, clock, sleeps):
+    live.script("GET", "/api/firm", Reply(429, "", {"Retry-After": "7"}), Reply(body=[]))
+    client = live_client(live, clock, sleeps)
     assert client.firms() == []
     assert sleeps == [7.0]
+
+
+def test_retry_after_longer_than_the_cap_is_capped(live, clock, sleeps):
+    live.script("GET", "/api/firm", Reply(503, "", {"Retry-After": "9999"}), Reply(body=[]))
+    client = live_client(live, clock, sleeps)
+    assert client.firms() == []
+    assert sleeps == [client.max_retry_after_s]
+
+
+def test_long_read_sent_as_post_is_retried_like_a_read(live, clock, sleeps):
+    live.script("POST", "/api/firm", Reply(500, {"Message": "busy"}), Reply(body=[{"Name": "A"}]))
+    client = live_client(live, clock, sleeps)
+    flt = [Filter("Name", "A")] + [Filter("Memo", "x" * 40, opp="!=") for _ in range(60)]
+    assert client.firms(flt) == [{"Name": "A"}]
+    sent = live.calls("POST", "/api/firm")
+    assert len(sent) == 2 and all(c.headers.get("dvp-postAsGet") == "true" for c in sent)
+
+
+@pytest.mark.parametrize("failure", [Reply(500, {"Message": "deadlock"}), Drop(), Stall(0.6)])
+def test_a_write_is_never_sent_twice_after_it_was_sent(live, clock, sleeps, failure):
+    live.script("POST", "/api/DataEntry/apControl", failure, Reply(201, [{"Batch": "B7"}]))
+    client = live_client(live, clock, sleeps, read_timeout=0.2)
+    with pytest.raises(DeltekAmbiguousError) as info:
+        client.create_ap_batch({"Batch": "B7"})
+    assert len(live.calls("POST", "/api/DataEntry/apControl")) == 1 and sleeps == []
+    assert info.value.record == "B7"
+
+
+def test_a_write_that_never_connected_is_tried_again_and_not_ambiguous(clock, sleeps):
+    client = DeltekClient(
+        settings(api_url=closed_port() + "/api"), sleep=sleeps.append, clock=clock
+    )
+    client._auth._token = Token(access=SecretStr(ACCESS), obtained_at=clock.now, expires_in=1799)
+    with pytest.raises(DeltekError) as info:
+        client.create_je_batch({"Batch": "J1"})
+    assert not isinstance(info.value, DeltekAmbiguousError) and info.value.status is None
+    assert len(sleeps) == 3  # the connect retries: nothing reached Deltek, safe to repeat
 
 
 def test_write_429_is_not_retried(rsps, client, sleeps):
@@ -433,7 +510,7 @@ ERROR_SHAPES = [
         {"json": {"message": "Bad", "detail": "Period 202613 is closed"}},
         "Bad; Period 202613 is closed",
     ),
-    ({"json": {"error": "bad_request", "error_description": "desc"}}, "desc"),
+    ({"json": {"error": "bad_request", "error_description": "desc"}}, "bad_request: desc"),
     ({"json": {"errors": ["a", "b"]}}, "a; b"),
     ({"json": {"errors": {"Vendor": "unknown"}}}, "Vendor: unknown"),
     ({"json": {"errors": "flat"}}, "flat"),

@@ -31,7 +31,7 @@ GATEWAY_HTML = """<!DOCTYPE html><html><head><title>502 Bad Gateway</title>
         (
             '{"error":"invalid_grant","error_description":"Your login has been disabled."}',
             "",
-            "Your login has been disabled.",
+            "invalid_grant: Your login has been disabled.",
         ),
         ('{"error":"unsupported_grant_type"}', "", "unsupported_grant_type"),
         (

@@ -1,4 +1,6 @@
-"""Unit tests of the Procore client against `responses` (no network, fake clock)."""
+"""Unit tests of the Procore client: `responses` for shapes and paging (no network), a
+scripted loopback server for retries (they live in urllib3, below what a mock sees);
+time is a fake clock that only moves when the client sleeps."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import requests
 import responses
 
 from deltek_procore.procore import ProcoreAuthError, ProcoreClient, ProcoreError, ProcoreSettings
-from deltek_procore.procore.client import next_page, parse_link_next, query_plans
+from deltek_procore.procore.client import query_plans
 from deltek_procore.procore.errors import parse_error_body
 from deltek_procore.procore.pacing import RateLimitPacer
+from deltek_procore_tests.http.scripted import Drop, Reply, ScriptedServer, Stall, scripted_server
 
 AUTH = "https://login.example.test/oauth/token"
 API = "https://api.example.test"
@@ -228,82 +231,129 @@ def test_token_response_without_access_token(rsps, clock):
 # ---------------------------------------------------------------- rate limits and retries
 
 
-def test_429_with_retry_after_waits_that_long(fake, rsps, clock):
-    answers = iter(
-        [
-            (429, {"Retry-After": "7"}, "You have surpassed the max number of requests"),
-            (200, {}, "[]"),
-        ]
+@pytest.fixture
+def live(clock) -> ScriptedServer:
+    """A real server with a token endpoint; `client(server)` talks to it."""
+    with scripted_server() as server:
+        server.script(
+            "POST",
+            "/oauth/token",
+            default=Reply(body={"access_token": "tok-1", "token_type": "bearer"}),
+        )
+        yield server
+
+
+def live_client(server: ScriptedServer, clock: FakeClock, **overrides) -> ProcoreClient:
+    settings = ProcoreSettings(
+        auth_url=f"{server.url}/oauth/token",
+        api_url=server.url,
+        client_id="cid",
+        client_secret=SECRET,
+        company_id=COMPANY,
+        **overrides,
     )
-    rsps.add_callback("GET", re.compile(API + "/rest/v1.0/projects.*"), lambda r: next(answers))
-    client = make_client(clock)
+    return ProcoreClient(settings, sleep=clock.sleep, clock=clock)
+
+
+PROJECTS = "/rest/v1.0/projects"
+
+
+def test_429_with_retry_after_waits_that_long(live, clock):
+    live.script(
+        "GET",
+        PROJECTS,
+        Reply(429, "You have surpassed the max number of requests", {"Retry-After": "7"}),
+        Reply(body=[]),
+    )
+    client = live_client(live, clock)
     assert list(client.projects()) == []
     assert clock.sleeps == [7.0]
     assert client.stats.throttled_429 == 1 and client.stats.retries == 1
 
 
-def test_429_without_retry_after_waits_until_reset(fake, rsps, clock):
+def test_429_without_retry_after_waits_until_reset(live, clock):
     reset = int(clock.now) + 12
     headers = {
         "X-Rate-Limit-Limit": "25",
         "X-Rate-Limit-Remaining": "0",
         "X-Rate-Limit-Reset": str(reset),
     }
-    answers = iter([(429, headers, "slow down"), (200, {}, "[]")])
-    rsps.add_callback("GET", re.compile(API + "/rest/v1.0/projects.*"), lambda r: next(answers))
-    client = make_client(clock)
+    live.script("GET", PROJECTS, Reply(429, "slow down", headers), Reply(body=[]))
+    client = live_client(live, clock)
     list(client.projects())
     assert clock.now >= reset + 1  # waited for the reset (+ margin), not a guess
     assert clock.sleeps[0] == pytest.approx(reset - 1_700_000_000.0 + 1.0)
 
 
-def test_persistent_429_gives_up_after_max_retries(fake, rsps, clock):
-    rsps.add("GET", re.compile(API + "/rest/v1.0/projects.*"), body="too many", status=429)
-    client = make_client(clock, max_retries=3)
+def test_persistent_429_gives_up_after_max_retries(live, clock):
+    live.script("GET", PROJECTS, default=Reply(429, "too many"))
+    client = live_client(live, clock, max_retries=3)
     with pytest.raises(ProcoreError) as info:
         list(client.projects())
     assert info.value.status == 429 and client.stats.throttled_429 == 4
     assert client.stats.retries == 3
-    assert len([c for c in rsps.calls if c.request.url.startswith(API)]) == 4
+    assert len(live.calls("GET", PROJECTS)) == 4
 
 
-def test_5xx_retries_are_bounded(fake, rsps, clock):
-    rsps.add("GET", re.compile(API + "/rest/v1.0/projects.*"), body="<h1>oops</h1>", status=503)
-    client = make_client(clock, max_retries=4)
+def test_a_write_answered_429_is_sent_again(live, clock):
+    """Procore did not process a 429: a write is as safe to repeat as a read."""
+    hooks = "/rest/v1.0/webhooks/hooks"
+    live.script("POST", hooks, Reply(429, "slow", {"Retry-After": "2"}), Reply(201, {"id": 8}))
+    client = live_client(live, clock)
+    assert client.create_hook("acme-sync", "https://x/events", "Bearer hook-secret") == {"id": 8}
+    assert len(live.calls("POST", hooks)) == 2 and clock.sleeps == [2.0]
+
+
+def test_5xx_retries_are_bounded(live, clock):
+    live.script("GET", PROJECTS, default=Reply(503, "<h1>oops</h1>"))
+    client = live_client(live, clock, max_retries=4)
     with pytest.raises(ProcoreError) as info:
         list(client.projects())
     assert info.value.status == 503
-    api_calls = [c for c in rsps.calls if c.request.url.startswith(API)]
-    assert len(api_calls) == 5  # first try + 4 retries
+    assert len(live.calls("GET", PROJECTS)) == 5  # first try + 4 retries
     assert len(clock.sleeps) == 4
-    # full jitter: every back-off lies in [0, base * 2**attempt]
+    # jittered exponential back-off: attempt n waits within [base * 2**(n-1) / 2, base * 2**(n-1)]
     for attempt, slept in enumerate(clock.sleeps, start=1):
-        assert 0 <= slept <= 0.5 * 2**attempt
+        assert 0.25 * 2 ** (attempt - 1) <= slept <= 0.5 * 2 ** (attempt - 1)
 
 
-def test_5xx_then_success(fake, rsps, clock):
-    answers = iter([(500, {}, "boom"), (502, {}, "bad gw"), (200, {}, '[{"id": 3}]')])
-    rsps.add_callback("GET", re.compile(API + "/rest/v1.0/projects.*"), lambda r: next(answers))
-    client = make_client(clock)
+def test_5xx_then_success(live, clock):
+    live.script("GET", PROJECTS, Reply(500, "boom"), Reply(502, "bad gw"), Reply(body=[{"id": 3}]))
+    client = live_client(live, clock)
     assert [p.id for p in client.projects()] == [3]
     assert client.stats.retries == 2
 
 
-def test_connection_errors_and_timeouts_are_retried_for_get(fake, rsps, clock):
-    answers = iter(
-        [requests.ConnectionError("reset by peer"), requests.ReadTimeout("slow"), (200, {}, "[]")]
-    )
-
-    def callback(request):
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    rsps.add_callback("GET", re.compile(API + "/rest/v1.0/projects.*"), callback)
-    client = make_client(clock)
+def test_dropped_connections_and_timeouts_are_retried_for_get(live, clock):
+    live.script("GET", PROJECTS, Drop(), Stall(0.6), Reply(body=[]))
+    client = live_client(live, clock, read_timeout=0.2)
     assert list(client.projects()) == []
-    assert client.stats.retries == 2
+    assert client.stats.retries == 2 and len(live.calls("GET", PROJECTS)) == 3
+
+
+def test_a_dropped_write_is_not_sent_again(live, clock):
+    hooks = "/rest/v1.0/webhooks/hooks"
+    live.script("POST", hooks, Drop(), Reply(201, {"id": 8}))
+    client = live_client(live, clock)
+    with pytest.raises(ProcoreError) as info:
+        client.create_hook("acme-sync", "https://x/events", "Bearer hook-secret")
+    assert info.value.status is None and len(live.calls("POST", hooks)) == 1
+
+
+def test_401_resends_the_request_once_with_a_fresh_token(live, clock):
+    live.script(
+        "POST",
+        "/oauth/token",
+        Reply(body={"access_token": "tok-1"}),
+        Reply(body={"access_token": "tok-2"}),
+    )
+    live.script(
+        "GET", PROJECTS, Reply(401, {"errors": "The access token is invalid"}), Reply(body=[])
+    )
+    client = live_client(live, clock)
+    assert list(client.projects()) == []
+    sent = [c.headers["Authorization"] for c in live.calls("GET", PROJECTS)]
+    assert sent == ["Bearer tok-1", "Bearer tok-2"] and client.stats.reauths == 1
 
 
 def test_post_is_not_retried_after_5xx(fake, rsps, clock):
@@ -483,25 +533,6 @@ def test_updated_filter_is_an_iso_z_range(fake, clock):
     list(client.vendors(updated=(start, datetime(2026, 10, 1, 1, 30))))
     (call,) = fake.calls["/rest/v1.0/vendors"]
     assert call["filters[updated_at]"] == ["2026-09-30T22:00:00Z...2026-10-01T01:30:00Z"]
-
-
-def test_link_parsing_and_next_page_rules():
-    link = (
-        f'<{API}/x?page=1&per_page=5>; rel="first", <{API}/x?page=30&per_page=5>; rel="last", '
-        f'<{API}/x?page=4&per_page=5>; rel="next"'
-    )
-    assert parse_link_next(link).endswith("page=4&per_page=5")
-    assert next_page({"Link": link}, 3, 5, 5) == 4
-    assert next_page({"Link": link}, 3, 5, 2) == 4  # Link is the authority, even on a short page
-    assert next_page({"Link": f'<{API}/x?page=1>; rel="first"'}, 30, 5, 5) is None
-    back = f'<{API}/x?page=2>; rel="next"'
-    assert next_page({"Link": back}, 7, 5, 5) == 8  # a next that points back moves on
-    # Total never ends a listing: a full page asks for the next whatever Total says.
-    assert next_page({"Total": "150", "Per-Page": "5"}, 30, 5, 5) == 31
-    assert next_page({"Total": "10", "Per-Page": "5"}, 30, 5, 4) is None
-    assert next_page({}, 1, 100, 100) == 2 and next_page({}, 1, 100, 99) is None
-    assert next_page({"Per-Page": "50"}, 1, 100, 50) == 2  # server capped the page size
-    assert next_page({}, 1, 100, 0) is None
 
 
 def test_query_plans_split_statuses_and_chunks():
@@ -889,12 +920,12 @@ def test_vendor_business_id_is_read(fake, clock):
         (
             '{"message": "Validation failed", "error": "amount invalid"}',
             "application/json",
-            "Validation failed (amount invalid)",
+            "Validation failed; amount invalid",
         ),
         (
             '{"error": {"code": "BAD_REQUEST", "message": "bad id", "details": ["id"]}}',
             "application/json",
-            "[BAD_REQUEST] bad id (id)",
+            "[BAD_REQUEST] bad id; id",
         ),
         (
             '{"error": "invalid_grant", "error_description": "expired"}',
@@ -904,7 +935,7 @@ def test_vendor_business_id_is_read(fake, clock):
         (
             '{"code": 401, "message": "Unauthorized", "reason": "token"}',
             "application/json",
-            "Unauthorized (token)",
+            "Unauthorized; token",
         ),
         (
             "You have surpassed the max number of requests for an hour.",
@@ -914,7 +945,7 @@ def test_vendor_business_id_is_read(fake, clock):
         (
             "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
             "text/html",
-            "502 Bad Gateway",
+            "502 Bad Gateway; nginx",
         ),
         (
             "<html><body><h1>Service   Unavailable</h1></body></html>",
