@@ -91,7 +91,7 @@ def _table(
 
 # ---- running the Dagster job in-process ----------------------------------------------------------
 def run_sync_job(
-    periods: list[str], *, plan_only: bool = False
+    periods: list[str], *, plan_only: bool = False, approved_plans: Sequence[str] = ()
 ) -> tuple[bool, str, dict[str, Any]]:
     """Run the `sync` job for one month or a range; returns (success, run id, reports)."""
     import dagster as dg
@@ -101,10 +101,11 @@ def run_sync_job(
     ensure_dagster_home()
     job = defs.resolve_job_def("sync")
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if plan_only:
+    if plan_only or approved_plans:
+        posting = {"plan_only": plan_only, "approved_plans": list(approved_plans)}
         run_config["ops"] = {
-            "deltek_ap_invoices": {"config": {"plan_only": True}},
-            "deltek_commitment_journal_entries": {"config": {"plan_only": True}},
+            "deltek_ap_invoices": {"config": posting},
+            "deltek_commitment_journal_entries": {"config": posting},
         }
     kwargs: dict[str, Any] = {"run_config": run_config, "raise_on_error": False}
     if len(periods) == 1:
@@ -163,6 +164,9 @@ def outcome_line(reports: dict[str, Any], failures: list[dict[str, Any]]) -> tup
     if any(f["error"] in CONFIG_ERRORS for f in failures):
         first = next(f for f in failures if f["error"] in CONFIG_ERRORS)
         return EXIT_USAGE, f"CONFIGURATION: {first['step']}: {first['message']}"
+    waiting = [rep["awaiting_approval"] for rep in reports.values() if rep.get("awaiting_approval")]
+    if waiting and not failures:
+        return EXIT_OK, f"WAITING FOR APPROVAL: {', '.join(waiting)} (nothing posted)"
     if failures or any(failed.values()) or errors or not reports:
         parts = [f"{n} record(s) failed in {name}" for name, n in failed.items() if n]
         parts += [f"step {f['step']} failed ({f['error']})" for f in failures]
@@ -194,7 +198,17 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                     "  (skipped: already in Deltek and unchanged since, not approved in Procore, "
                     "or nothing billed this period; `replay KIND ID --explain` says which)"
                 )
-            if not plan_only:
+            if rep.get("awaiting_approval"):
+                if rep.get("stale_approval"):
+                    print(
+                        f"  approved plan {', '.join(rep['stale_approval'])} no longer matches "
+                        "Procore and Deltek: nothing posted"
+                    )
+                print(
+                    f"  WAITING FOR APPROVAL: {rep['awaiting_approval']} (nothing posted); "
+                    f"`deltek-procore approve {rep['awaiting_approval']}` posts exactly this plan"
+                )
+            elif not plan_only:
                 print(
                     f"  posted total {rep['posted_total']}   adopted total {rep['adopted_total']}"
                 )
@@ -236,6 +250,14 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                 print(
                     "    (every record: `deltek-procore status`; one record: `replay KIND ID --explain`)"
                 )
+            failed = [r for r in rows if r.get("status") in ("failed", "aborted")]
+            if failed:  # say which and why, e.g. the vendor whose firm could not be created
+                print(f"  failed ({len(failed)}), by reason (the next sync tries them again):")
+                why: dict[str, int] = {}
+                for row in failed:
+                    why[row["reason"]] = why.get(row["reason"], 0) + 1
+                for reason, n in sorted(why.items(), key=lambda kv: -kv[1])[:15]:
+                    print(f"    {n:>5} x {reason}")
         for failure in failures:
             print(f"FAILED {failure['step']}: {failure['message']}", file=sys.stderr)
     return code
@@ -481,6 +503,28 @@ def cmd_review(args: argparse.Namespace) -> int:
     return EXIT_OK if not outcome.startswith(("failed", "aborted")) else EXIT_FAILED
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Post plans a sync stored under `require_approval: true`, if they still match."""
+    from deltek_procore.review import operator, record_action
+
+    store = _store()
+    periods: set[str] = set()
+    for pid in args.plan_ids:
+        stored = store.get_reference(f"plan:{pid}")
+        if stored is None:
+            raise CliError(f"no stored plan {pid}; a sync under require_approval prints its id")
+        periods |= set(stored["periods"])
+        print(
+            f"approving {pid}: {stored['documents']} document(s), total {stored['total']}, "
+            f"{', '.join(stored['kinds'])}"
+        )
+    by = operator(args.by)
+    for pid in args.plan_ids:
+        record_action(store, "plan_approved", None, None, by, args.reason, plan=pid)
+    ok, run_id, reports = run_sync_job(sorted(periods), approved_plans=args.plan_ids)
+    return _summarise(reports, run_id, as_json=args.json, plan_only=False)
+
+
 def cmd_ignore(args: argparse.Namespace) -> int:
     from deltek_procore.review import operator, record_action
 
@@ -706,6 +750,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--undo", action="store_true", help="take it off the list")
     p.add_argument("--by", help="who decides (audit trail); default: the OS user")
     p.set_defaults(func=cmd_ignore)
+
+    p = sub.add_parser(
+        "approve", help="post plans a sync stored under require_approval (if still current)"
+    )
+    p.add_argument("plan_ids", nargs="+", metavar="PLAN_ID")
+    p.add_argument("--by", help="who approves (audit trail); default: the OS user")
+    p.add_argument("--reason", default="approved")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser(
         "review", help="records waiting for a person: list, show, approve (posts), dismiss"

@@ -63,10 +63,13 @@ class IngestConfig(dg.Config):
 
 
 class PostingConfig(dg.Config):
-    """plan_only: compute and show the plan, write nothing; ids: only these records."""
+    """plan_only: compute and show the plan, write nothing; ids: only these records;
+    approved_plans: plan ids a person approved (mapping defaults `require_approval: true`),
+    as `deltek-procore approve PLAN_ID` passes them (or set here when launching from the UI)."""
 
     plan_only: bool = False
     ids: list[int] = []
+    approved_plans: list[str] = []
 
 
 def _company_asset(name: str, kind: str, description: str):
@@ -421,6 +424,7 @@ def _posting_asset(name: str, kinds: tuple[str, ...], deps: list[Any], descripti
             run_id=context.run.run_id,
             apply=not config.plan_only,
             ids=config.ids or None,
+            approved_plans=frozenset(config.approved_plans),
             progress=context.log.info,
         )
         if config.plan_only:

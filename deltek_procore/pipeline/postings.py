@@ -8,6 +8,8 @@ finds the ledger already says "posted" and posts nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -18,7 +20,7 @@ from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.reconciliation import expected_from_ledger, reconcile_period
 from deltek_procore.pipeline.reference import ignore_from_mapping, mapping_context
 from deltek_procore.posting.apply import Poster
-from deltek_procore.posting.documents import JournalEntry, Voucher
+from deltek_procore.posting.documents import JournalEntry, Voucher, document_to_json
 from deltek_procore.posting.lookup import DeltekHoldings
 from deltek_procore.posting.plan import (
     Candidate,
@@ -30,8 +32,8 @@ from deltek_procore.posting.plan import (
 )
 from deltek_procore.posting.translate import is_eligible, translate
 from deltek_procore.posting.verify import Held, net_lines, planned_lines
-from deltek_procore.state.states import OPEN, Finding
-from deltek_procore.state.store import IN_DELTEK_STATES, StateStore
+from deltek_procore.state.states import OPEN, Finding, Reason
+from deltek_procore.state.store import IN_DELTEK_STATES, AuditEvent, StateStore
 
 AP_KINDS = ("requisition", "direct_cost")
 JE_KINDS = ("work_order", "purchase_order", "change_order")
@@ -47,6 +49,9 @@ def settings_from(mapping: MappingFile) -> PostingSettings:
         batch_size=d.batch_size,
         post_batches=d.post_batches,
         late_change_policy=d.late_change_policy,
+        on_missing=d.on_missing,
+        require_approval=d.require_approval,
+        disabled_projects=mapping.disabled_projects(),
     )
 
 
@@ -86,6 +91,8 @@ class PostingReport:
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
     # one report per period of the run, so each monthly partition shows its own figures
     parts: dict[str, PostingReport] = field(default_factory=dict)
+    awaiting_approval: str | None = None  # require_approval: the plan id that waits
+    stale_approval: list[str] = field(default_factory=list)  # approved ids that no longer match
 
     @property
     def counts(self) -> dict[str, int]:
@@ -117,6 +124,8 @@ class PostingReport:
             "posted_total": str(self.total("posted", "adjusted")),
             "adopted_total": str(self.total("adopted")),
             "quarantined": self.quarantined(),
+            "awaiting_approval": self.awaiting_approval,
+            "stale_approval": self.stale_approval,
             "checks": {
                 k: {"passed": c.passed, "severity": c.severity, "detail": c.detail}
                 for k, c in self.checks.items()
@@ -136,11 +145,15 @@ def run_postings(
     apply: bool = True,
     ids: Sequence[int] | None = None,
     release: frozenset[tuple[str, int]] = frozenset(),
+    approved_plans: frozenset[str] = frozenset(),
     progress: Callable[[str], None] | None = None,
 ) -> PostingReport:
     """Plan and (with `apply`) post `kinds` for `periods`, then check against Deltek.
 
-    `release`: records a person replays (a document missing in Deltek is re-posted)."""
+    `release`: records a person replays (a document missing in Deltek is re-posted).
+    Under `require_approval`, the whole plan is computed first and nothing is posted
+    unless its id (a digest of every decision) is in `approved_plans`; otherwise it is
+    stored for `deltek-procore approve PLAN_ID` and the report says so."""
     digest = mapping_hash(mapping)
     settings = settings_from(mapping)
     report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=[])
@@ -148,6 +161,13 @@ def run_postings(
         ignore_from_mapping(store, mapping)
         ctx = mapping_context(store, mapping, digest)
         taken = invoice_owners(store)
+        if settings.require_approval and apply and deltek is not None:
+            gate = _approval_gate(
+                store, ctx, settings, kinds, periods, ids, dict(taken), release, approved_plans,
+                run_id,
+            )  # fmt: skip
+            if gate is not None:
+                return gate
         poster = None
         if apply and deltek is not None:
             poster = Poster(
@@ -174,6 +194,80 @@ def run_postings(
             per_period.append((period, part.checks))
         if poster is not None:
             report.checks = _merge_checks(per_period, periods)
+    return report
+
+
+def plan_id(rows: Sequence[PlanRow]) -> str:
+    """A digest of every decision of a plan: the same live data gives the same id."""
+    material = sorted(
+        (
+            r.kind,
+            r.record_id,
+            str(r.action),
+            r.content_hash,
+            document_to_json(r.document) if r.document is not None else r.reason,
+        )
+        for r in rows
+    )
+    return "plan-" + hashlib.sha256(json.dumps(material).encode()).hexdigest()[:16]
+
+
+def _approval_gate(
+    store: StateStore,
+    ctx: Any,
+    settings: PostingSettings,
+    kinds: Sequence[str],
+    periods: Sequence[str],
+    ids: Sequence[int] | None,
+    taken: dict[tuple[str, str], tuple[str, int]],
+    release: frozenset[tuple[str, int]],
+    approved: frozenset[str],
+    run_id: str | None,
+) -> PostingReport | None:
+    """None when the run may post (its plan is approved, or posts nothing); else a
+    report of the stored plan that waits for approval."""
+    rows: list[PlanRow] = []
+    for period in sorted(periods):
+        cands = candidates(store, kinds, [period], ids)
+        if cands:
+            rows += plan(cands, ctx, store, settings, taken=taken, release=release)
+    postable = [r for r in rows if r.action in ("create", "adjust", "reverse", "adopt")]
+    if not postable:
+        return None
+    pid = plan_id(rows)
+    if pid in approved:
+        store.audit(
+            [AuditEvent("plan_applied", None, None, {"plan": pid, "documents": len(postable)})],
+            run_id,
+        )
+        return None
+    stale = sorted(approved - {pid})
+    store.put_reference(
+        f"plan:{pid}",
+        {
+            "plan": pid,
+            "kinds": list(kinds),
+            "periods": list(periods),
+            "documents": len(postable),
+            "total": str(sum((r.amount or Decimal(0) for r in postable), Decimal("0.00"))),
+            "rows": [r.table_row() for r in postable],
+            "run_id": run_id,
+        },
+    )
+    store.audit(
+        [
+            AuditEvent(
+                "plan_waiting",
+                None,
+                None,
+                {"plan": pid, "documents": len(postable), "refused_stale": stale},
+            )
+        ],
+        run_id,
+    )
+    report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=rows)
+    report.awaiting_approval = pid
+    report.stale_approval = stale
     return report
 
 
@@ -279,9 +373,14 @@ def evaluate_checks(
             kind, [int(c.record.id) for c in cands if c.kind == kind]
         ).items():
             latest[(kind, rid)] = row
-    eligible = [c for c in cands if is_eligible(c.kind, c.record, ctx)]
+    eligible = [
+        c
+        for c in cands
+        if is_eligible(c.kind, c.record, ctx)
+        and getattr(latest.get((c.kind, int(c.record.id))), "status", None) != "disabled"
+    ]
     quarantined = [r for r in outcome.results if r["status"] == "quarantined"]
-    unmapped = [r for r in quarantined if "GL account" in r["reason"] or "project" in r["reason"]]
+    unmapped = [r for r in quarantined if r.get("code") in (Reason.NO_PROJECT, Reason.NO_ACCOUNT)]
     checks: dict[str, CheckOutcome] = {}
     checks["every_line_mapped"] = CheckOutcome(
         not unmapped,

@@ -56,7 +56,9 @@ def _payloads(store: StateStore, kind: str) -> list[dict[str, Any]]:
 
 def build_project_map(store: StateStore, mapping: MappingFile) -> dict[str, Any]:
     matches = match_projects(
-        _payloads(store, "project"), store.get_reference("deltek_projects", []), mapping.projects
+        _payloads(store, "project"),
+        store.get_reference("deltek_projects", []),
+        mapping.project_rules(),
     )
     result = {
         str(m.procore_id): {

@@ -144,6 +144,9 @@ class Poster:
             elif row.action == Action.IGNORE:
                 by_state[State.IGNORED].append(row)
                 outcome.add(row, State.IGNORED)
+            elif row.action == Action.DISABLE:
+                by_state[State.DISABLED].append(row)
+                outcome.add(row, State.DISABLED)
             elif row.action == Action.QUARANTINE:
                 by_state[State.QUARANTINED].append(row)
                 outcome.add(row, State.QUARANTINED)
