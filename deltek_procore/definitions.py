@@ -13,6 +13,7 @@ from deltek_procore.defs.resources import (
     ProcoreResource,
     StateStoreResource,
 )
+from deltek_procore.defs.review import review_decision
 from deltek_procore.defs.schedules import nightly_catch_up, nightly_reconciliation
 from deltek_procore.defs.sensors import procore_webhook_sensor
 from deltek_procore.defs.summary import daily_summary, daily_summary_job, daily_summary_schedule
@@ -22,7 +23,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[*ALL_ASSETS, daily_summary],
         asset_checks=completeness_checks(),
-        jobs=[sync_job, daily_summary_job],
+        jobs=[sync_job, daily_summary_job, review_decision],
         sensors=[procore_webhook_sensor, nightly_catch_up],
         schedules=[nightly_reconciliation, daily_summary_schedule],
         resources={

@@ -134,3 +134,21 @@ def test_ignore_and_undo_are_audited_with_the_operator(synced) -> None:
         if e["event"] in ("ignored", "unignored")
     ]
     assert events == [("ignored", "kim"), ("unignored", "kim")]
+
+
+def test_the_ui_job_records_a_decision_like_the_command(synced) -> None:
+    from deltek_procore.definitions import defs
+
+    h = synced
+    taken = {r["record_id"] for r in h.store.reviews(None)}
+    row, _month = edit_posted_direct_cost(h, taken, "5.00")
+    item = next(i for i in h.store.reviews() if i["record_id"] == row.record_id)
+    config = {"review_id": item["id"], "decision": "dismiss", "by": "ui.user", "reason": "dup"}
+    result = defs.resolve_job_def("review_decision").execute_in_process(
+        instance=h.instance,
+        run_config={"ops": {"decide_review": {"config": config}}},
+        resources=h.resources(),
+    )
+    assert result.success
+    decided = h.store.review(item["id"])
+    assert (decided["status"], decided["decided_by"]) == ("dismissed", "ui.user")
