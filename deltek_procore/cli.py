@@ -134,6 +134,13 @@ def run_sync_job(
             reports[name] = report
     if failures:
         reports["failures"] = failures
+    created = [
+        e["detail"].get("vendor")
+        for e in store.audit_trail(kind="vendor")
+        if e["event"] == "firm_created" and e["run_id"] == result.run_id
+    ]
+    if created:
+        reports["firms_created"] = created
     return result.success, result.run_id, reports
 
 
@@ -180,15 +187,18 @@ def outcome_line(reports: dict[str, Any], failures: list[dict[str, Any]]) -> tup
 
 def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only: bool) -> int:
     failures = reports.pop("failures", [])
+    firms_created = reports.pop("firms_created", [])
     code, first = outcome_line(reports, failures) if not plan_only else (EXIT_OK, "PLAN")
     if as_json:
         _print_json(
             {"outcome": first, "exit_code": code, "run_id": run_id, "postings": reports,
-             "failures": failures}
+             "failures": failures, "firms_created": firms_created}
         )  # fmt: skip
     else:
         print(first)
         print(f"run {run_id}")
+        if firms_created:
+            print(f"firms created in Deltek ({len(firms_created)}): {', '.join(firms_created)}")
         for name, rep in reports.items():
             counts = rep["counts"]
             print(f"\n{name}  ({rep['periods'][0]} .. {rep['periods'][-1]})")
@@ -275,52 +285,42 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _plan_only(periods: list[str], as_json: bool) -> int:
-    """Read both systems, compute the plan, write nothing to Deltek."""
+    """Every step of the sync up to the plan (pipeline.steps), nothing written to Deltek."""
     from deltek_procore import connections
-    from deltek_procore.pipeline import reference
-    from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, run_postings
+    from deltek_procore.pipeline import steps
 
     store, mapping = _store(), _mapping()
     procore, deltek = connections.procore_client(), connections.deltek_client()
-    refresh_procore(procore, store)
-    reference.refresh_deltek(deltek, store)
-    reference.build_project_map(store, mapping)
-    reference.build_vendor_map(store, mapping, deltek, create=False)
-    reference.build_gl_map(store, mapping)
-    out: dict[str, Any] = {}
-    for name, kinds in (
-        ("deltek_ap_invoices", AP_KINDS),
-        ("deltek_commitment_journal_entries", JE_KINDS),
-    ):
-        report = run_postings(
-            store=store, deltek=None, mapping=mapping, kinds=kinds, periods=periods,
-            tenant=connections.tenant_key(), apply=False,
-        )  # fmt: skip
-        out[name] = {**report.summary(), "results": [r.table_row() for r in report.plan]}
-    return _summarise(out, "plan (nothing written)", as_json=as_json, plan_only=True)
+    planned = steps.plan_sync(
+        procore, deltek, store, mapping, periods, tenant=connections.tenant_key()
+    )
+    out: dict[str, Any] = {
+        name: {**report.summary(), "results": [r.table_row() for r in report.plan]}
+        for name, report in planned.reports.items()
+    }
+    firms = [{"vendor": f["Vendor"], "name": f["Name"]} for f in planned.firms]
+    if as_json:
+        _print_json(
+            {"outcome": "PLAN", "firms_to_create": firms, "postings": out, "periods": periods}
+        )
+        return EXIT_OK
+    print(f"firms to create in Deltek ({len(firms)}):")
+    print(_table(firms, ("vendor", "name"), 200))
+    return _summarise(out, "plan (nothing written)", as_json=False, plan_only=True)
 
 
 def refresh_procore(procore: Any, store: Any) -> None:
-    from deltek_procore.pipeline import ingest
+    from deltek_procore.pipeline import steps
 
-    for kind in ("project", "vendor", "cost_type"):
-        ingest.ingest_company(procore, store, kind)
-    projects = [r.record_id for r in store.staged("project")]
-    for kind in (
-        "cost_code",
-        "requisition",
-        "direct_cost",
-        "work_order",
-        "purchase_order",
-        "change_order",
-    ):
-        ingest.ingest_projects(procore, store, kind, projects)
+    steps.ingest_all(procore, store)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from deltek_procore.posting.periods import periods_between
 
     periods = periods_between(args.from_period, args.to_period)
+    if args.plan:
+        return _plan_only(periods, args.json)
     print(
         f"backfilling {len(periods)} month(s) {periods[0]} .. {periods[-1]} in one run",
         file=sys.stderr,
@@ -724,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_period", required=True, help="YYYY-MM")
     p.add_argument("--to", dest="to_period", required=True, help="YYYY-MM")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plan", action="store_true", help="print the plan; write nothing to Deltek")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", help="records by state; quarantined, failed and review items")

@@ -242,3 +242,21 @@ def from_ledger_rows(transtype: str, rows: Iterable[Mapping[str, Any]]) -> list[
             )
         )
     return out
+
+
+def lookup_verdict(doc: Document, found: list[Held]) -> tuple[str, str]:
+    """What the look-up before a write decides: ("post" | "adopt" | "review", why)."""
+    if not found:
+        return "post", "not in Deltek"
+    if len(found) > 1:
+        where = ", ".join(
+            f"{h.batch or '?'} ({'posted' if h.posted else 'unposted'})" for h in found
+        )
+        return "review", f"Deltek holds {len(found)} documents under this key: {where}"
+    verdict = compare(doc, found)
+    if verdict.same:
+        return "adopt", f"already in Deltek (batch {found[0].batch}) with the same lines"
+    return "review", (
+        f"Deltek already holds it (batch {found[0].batch}) with other lines: "
+        f"{verdict.describe()}; not adopted, nothing posted"
+    )
