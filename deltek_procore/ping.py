@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 from deltek_procore.connections import ConfigurationError, deltek_settings, procore_settings
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings, to_decimal
 from deltek_procore.deltek.errors import DeltekError
+from deltek_procore.http.secrets import scrub
 from deltek_procore.mapping.accounts import (
     CONFIRMED,
     INACTIVE,
@@ -766,12 +767,9 @@ def _secret_values(env: Mapping[str, str] | None) -> list[str]:
 
 
 def _scrubbed(check: Check, secrets: Iterable[str]) -> Check:
-    detail, fix = check.detail, check.fix
-    for secret in secrets:
-        for form in {secret, quote(secret, safe="")}:
-            detail = detail.replace(form, "***")
-            fix = fix.replace(form, "***")
-    return replace(check, detail=detail, fix=fix)
+    """Every form of every secret (raw, URL-encoded, base64) masked: the shared scrubber."""
+    secrets = list(secrets)
+    return replace(check, detail=scrub(check.detail, secrets), fix=scrub(check.fix, secrets))
 
 
 __all__ = [

@@ -9,10 +9,13 @@ found again by its deterministic vendor number after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from deltek_procore.deltek.errors import DeltekAmbiguousError, DeltekAuthError, DeltekError
+from deltek_procore.http.retry import Backoff
 from deltek_procore.mapping.accounts import account_split, account_statuses, mapped_accounts
 from deltek_procore.mapping.config import MappingFile
 from deltek_procore.mapping.matching import (
@@ -102,6 +105,111 @@ class VendorMapResult:
     created: list[str] = field(default_factory=list)
     problems: dict[int, str] = field(default_factory=dict)
     methods: dict[str, int] = field(default_factory=dict)
+    # vendors whose firm could not be created this run: their documents fail and are
+    # retried next run (a problem of this run, not of the mapping)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+FIRM_ATTEMPTS = 4  # sends of one POST firm per run, each after a look-up that found nothing
+FIRM_BACKOFF = Backoff(base_s=1.0, cap_s=8.0)
+
+
+class FirmNotCreated(Exception):
+    """The firm could not be created in this run; `reason` says why (for the ledger)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _transient(exc: DeltekError) -> bool:
+    """Worth sending again: never sent (no status), throttled, or a server error."""
+    return exc.status is None or exc.status == 429 or exc.status >= 500
+
+
+def _landed(deltek: Any, number: str, name: str, before: set[str]) -> dict[str, Any] | None:
+    """The firm an earlier send of this run created, if Deltek shows it: by its vendor
+    number, else by its name among vendor firms this run had not seen before (a tenant
+    that numbers vendors itself may have given it another number)."""
+    found = deltek.find_vendor(vendor=number)
+    if found:
+        return found[0]
+    fresh = [
+        firm
+        for firm in deltek.find_vendor(name=name)
+        if str(firm.get("VendorInd") or "Y").upper() == "Y"
+        and str(firm.get("Vendor") or "").casefold() not in before
+    ]
+    if len(fresh) > 1:
+        raise FirmNotCreated(
+            f"{len(fresh)} new Deltek vendor firms are named {name!r}; link one with a "
+            "vendors: rule in the mapping file"
+        )
+    return fresh[0] if fresh else None
+
+
+def create_firm(
+    deltek: Any,
+    *,
+    number: str,
+    name: str,
+    fed_id: str | None,
+    before: set[str],
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = FIRM_ATTEMPTS,
+    backoff: Backoff = FIRM_BACKOFF,
+) -> tuple[dict[str, Any], bool]:
+    """POST one vendor firm, never twice: after an unknown outcome (a lost answer, a 5xx,
+    a timeout) the firm is looked up by vendor number and by name before it is sent
+    again, with bounded, jittered back-off. Returns (firm, adopted); adopted = an earlier
+    send of this run had landed. Raises FirmNotCreated when the bound is reached or
+    Deltek refuses the firm (a 4xx), and DeltekAuthError as is (nothing can be created).
+    """
+    unknown = False  # the last send may have landed: look before sending again
+    last = "no attempt was made"
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            sleep(backoff.delay(attempt - 1))
+        if unknown:
+            try:
+                firm = _landed(deltek, number, name, before)
+            except DeltekAuthError:
+                raise
+            except DeltekError as exc:
+                last = f"the look-up after an unknown outcome failed: {exc.message}"
+                continue
+            if firm is not None:
+                return firm, True
+            unknown = False
+        try:
+            return deltek.create_vendor_firm(name=name, vendor=number, fed_id=fed_id), False
+        except DeltekAuthError:
+            raise
+        except DeltekAmbiguousError as exc:
+            unknown, last = True, exc.message
+        except DeltekError as exc:
+            if not _transient(exc):
+                raise FirmNotCreated(f"Deltek refused it: {exc.message}") from None
+            last = exc.message
+    if unknown:
+        try:
+            firm = _landed(deltek, number, name, before)
+        except DeltekAuthError:
+            raise
+        except DeltekError as exc:
+            last = f"the look-up after an unknown outcome failed: {exc.message}"
+        else:
+            if firm is not None:
+                return firm, True
+    raise FirmNotCreated(f"{attempts} attempts failed, the last: {last}")
+
+
+def _firm_failure(pid: int, vendor: dict[str, Any], number: str, reason: str) -> str:
+    name = clean_text(vendor.get("name"), 80) or "no name"
+    return (
+        f"the Deltek vendor firm {number} for Procore vendor {pid} ({name}) could not be "
+        f"created in this run ({reason}); its documents are retried next run"
+    )
 
 
 def build_vendor_map(
@@ -111,8 +219,13 @@ def build_vendor_map(
     *,
     run_id: str | None = None,
     create: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> VendorMapResult:
-    """Match every vendor in use to a Deltek vendor; create the firms that are missing."""
+    """Match every vendor in use to a Deltek vendor; create the firms that are missing.
+
+    A firm that cannot be created (see `create_firm`) holds back only that vendor's
+    documents: its entry says `failed`, translation fails them (not quarantined), and
+    the next run tries the firm again; every other vendor is mapped as usual."""
     vendors = {int(v["id"]): v for v in _payloads(store, "vendor")}
     used = vendors_in_use(store)
     links = {pid: link["deltek_vendor"] for pid, link in store.vendor_links().items()}
@@ -125,9 +238,11 @@ def build_vendor_map(
         store.put_reference("deltek_firms", firms)
     result = VendorMapResult()
     vendor_map: dict[str, Any] = {}
-    for match in match_vendors(
+    matches = match_vendors(
         [vendors[v] for v in sorted(used) if v in vendors], firms, mapping.vendors, links
-    ):
+    )
+    existing: dict[str, dict[str, Any]] | None = None
+    for match in matches:
         pid = match.procore_id
         if match.ok:
             vendor_map[str(pid)] = {"vendor": match.deltek_vendor, "method": match.method}
@@ -138,16 +253,37 @@ def build_vendor_map(
         problem = match.problem or vendor_problem(vendors[pid])
         if problem is None and match.needs_firm and create and deltek is not None:
             number = new_vendor_number(pid)
-            found = deltek.find_vendor(vendor=number)
-            firm = (
-                found[0]
-                if found
-                else deltek.create_vendor_firm(
-                    name=clean_text(vendors[pid].get("name"), FIRM_NAME_MAX),
-                    vendor=number,
-                    fed_id=_business_id(vendors[pid]),
-                )
-            )
+            if existing is None:
+                # One read of the firms, not one look-up per firm: a firm an interrupted
+                # earlier run created under its deterministic number is found here.
+                existing = _by_vendor_number(deltek.firms())
+            hit = existing.get(number.casefold())
+            found = [hit] if hit else []
+            if not found:
+                try:
+                    firm, adopted = create_firm(
+                        deltek,
+                        number=number,
+                        name=clean_text(vendors[pid].get("name"), FIRM_NAME_MAX),
+                        fed_id=_business_id(vendors[pid]),
+                        before=set(existing),
+                        sleep=sleep,
+                    )
+                except FirmNotCreated as exc:
+                    reason = _firm_failure(pid, vendors[pid], number, exc.reason)
+                    result.failed[pid] = reason
+                    vendor_map[str(pid)] = {"vendor": None, "problem": reason, "failed": True}
+                    store.audit(
+                        [AuditEvent("firm_failed", "vendor", pid, {"vendor": number, "why": reason})],
+                        run_id,
+                    )
+                    continue
+                if adopted:  # an earlier send of this run landed: keep it, say so
+                    found = [firm]
+                    firms.append(firm)
+                    store.put_reference("deltek_firms", firms)
+                number = str(firm.get("Vendor") or number)
+            firm = found[0] if found else firm
             store.link_vendor(pid, number, firm.get("ClientID"), "created")
             if not found:
                 firms.append(firm)
@@ -178,6 +314,10 @@ def build_vendor_map(
     result.linked = sum(1 for v in vendor_map.values() if v.get("vendor"))
     store.put_reference("vendor_map", vendor_map)
     return result
+
+
+def _by_vendor_number(firms: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(f.get("Vendor") or "").casefold(): f for f in firms if f.get("Vendor")}
 
 
 def _business_id(vendor: dict[str, Any]) -> str | None:
@@ -283,9 +423,12 @@ def mapping_context(store: StateStore, mapping: MappingFile, mapping_hash: str) 
         )
     vendors: dict[int, str] = {}
     vendor_problems: dict[int, str] = {}
+    vendor_failures: dict[int, str] = {}  # firm creation failed this run: fail, not quarantine
     for pid, m in (store.get_reference("vendor_map") or {}).items():
         if m.get("vendor"):
             vendors[int(pid)] = m["vendor"]
+        elif m.get("failed"):
+            vendor_failures[int(pid)] = m.get("problem") or "no Deltek vendor firm this run"
         else:
             vendor_problems[int(pid)] = m.get("problem") or "no Deltek vendor firm"
     line_types: dict[int, int | None] = {}
@@ -306,6 +449,7 @@ def mapping_context(store: StateStore, mapping: MappingFile, mapping_hash: str) 
         projects=projects,
         vendors=vendors,
         vendor_problems=vendor_problems,
+        vendor_failures=vendor_failures,
         cost_codes={r.record_id: r.payload.get("full_code") for r in store.staged("cost_code")},
         cost_types={r.record_id: r.payload.get("code") for r in store.staged("cost_type")},
         commitment_line_types=line_types,

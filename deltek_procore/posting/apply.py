@@ -163,6 +163,14 @@ class Poster:
         for status, group in by_state.items():
             self._set_states(group, status)
         self.store.audit(audit, self.run_id)
+        held = [row for row in rows if row.action == Action.FAIL]
+        if held:  # something they need failed this run (their vendor's firm): retried next run
+            self._set_states(held, State.FAILED)
+            by_reason: dict[str, list[PlanRow]] = defaultdict(list)
+            for row in held:
+                by_reason[row.reason].append(row)
+            for reason, group in by_reason.items():
+                self._fail(group, outcome, reason)
 
     def _queue_review(self, row: PlanRow, reason: str, code: Reason = Reason.LATE_CHANGE) -> None:
         posted = row.posted or row.ledger

@@ -303,6 +303,8 @@ def _plan_one(
     if isinstance(result, Quarantine):
         if result.fields.get("nothing_to_post"):
             return PlanRow(action="skip", reason=result.reason, **base)
+        if result.fields.get("held_back"):  # e.g. its vendor's firm failed: retry next run
+            return PlanRow(action=Action.FAIL, reason=result.reason, **base)
         return PlanRow(action="quarantine", reason=result.reason, code=_code(result), **base)
     revision = latest.revision if same_as_latest else (latest.revision + 1 if latest else 1)
     return PlanRow(

@@ -25,6 +25,7 @@ from deltek_procore.posting.documents import (
     money,
 )
 from deltek_procore.posting.periods import period_end, period_of, record_date
+from deltek_procore.procore.errors import DETAIL_GONE
 from deltek_procore.state.states import Reason
 
 MAX_AMOUNT = Decimal("999999999.99")  # beyond this an amount is a data-entry error
@@ -61,6 +62,9 @@ class MappingContext:
     retainage_account: str | None = None
     direct_cost_types: Sequence[str] = ("invoice",)
     mapping_hash: str = ""
+    # vendor id -> why its firm could not be created this run: its documents fail (and are
+    # retried next run) instead of being quarantined
+    vendor_failures: dict[int, str] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     # The codes themselves, for reading a change order line's wbs flat_code.
     known_codes: frozenset[str] = field(init=False, repr=False, default=frozenset())
@@ -81,6 +85,11 @@ class Refusal(Exception):
 
 class NothingToPost(Refusal):
     """The record is approved but carries no amount: skipped, not quarantined."""
+
+
+class HeldBack(Refusal):
+    """Something the record needs failed in this run (its vendor's firm could not be
+    created): the record fails and is tried again next run; it is not quarantined."""
 
 
 def clean_text(value: Any, limit: int = DESCRIPTION_MAX) -> str:
@@ -121,6 +130,9 @@ def translate(kind: str, record: Any, ctx: MappingContext) -> Voucher | JournalE
     try:
         if period is None:
             raise Refusal("record has no date to place it in an accounting period")
+        gone = (getattr(record, "model_extra", None) or {}).get(DETAIL_GONE)
+        if gone:  # its details answered 404 when read: what is staged is not the record
+            raise Refusal(str(gone))
         builder = _BUILDERS[kind]
         return builder(record, period, ctx)
     except Refusal as refusal:
@@ -129,7 +141,11 @@ def translate(kind: str, record: Any, ctx: MappingContext) -> Voucher | JournalE
             record_id=int(record.id),
             period=period,
             reason=str(refusal),
-            fields={"nothing_to_post": isinstance(refusal, NothingToPost), "code": refusal.code},
+            fields={
+                "nothing_to_post": isinstance(refusal, NothingToPost),
+                "held_back": isinstance(refusal, HeldBack),
+                "code": refusal.code,
+            },
         )
 
 
@@ -148,6 +164,8 @@ def _vendor(ctx: MappingContext, vendor_id: int | None, what: str) -> str:
         raise Refusal(
             f"{what} has no vendor in Procore; set one before it can be vouchered", Reason.NO_VENDOR
         )
+    if int(vendor_id) in ctx.vendor_failures:
+        raise HeldBack(ctx.vendor_failures[int(vendor_id)], Reason.NO_VENDOR)
     if int(vendor_id) in ctx.vendor_problems:
         raise Refusal(ctx.vendor_problems[int(vendor_id)], Reason.NO_VENDOR)
     vendor = ctx.vendors.get(int(vendor_id))

@@ -973,6 +973,10 @@ class DeltekSimulator:
         items = body if isinstance(body, list) else [body]
         if not items or not all(isinstance(i, dict) for i in items):
             raise bad_request("The request body must be a firm object or an array of them.")
+        failing = self.faults.listed("failing_firms")
+        if failing and any({str(i.get("Vendor")), str(i.get("Name"))} & failing for i in items):
+            self.faults.count("deltek_firm_create_failed")
+            raise ApiError(500, SERVER_ERROR)  # fault: this firm cannot be created
         stamp = self._stamp()
         created: list[dict] = []
         taken_vendors = dict(self._vendor_index)

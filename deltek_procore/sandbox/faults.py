@@ -39,6 +39,15 @@ class FaultSettings:
     # found or no read access"), per webhooks_forbidden_status.
     webhooks_forbidden: bool = False
     webhooks_forbidden_status: int = 403
+    # Procore: list pages send a Total lower than the truth (half) and no Link header, so
+    # only "a full page means ask for the next" reads the list to its end.
+    lying_total: bool = False
+    # Procore: the detail reads (line items, items) of these record ids (comma-separated)
+    # answer 404, as for a record deleted between its listing and its detail read.
+    missing_details: str = ""
+    # Deltek: POST firm for these vendor numbers or firm names (comma-separated) always
+    # answers 500 and saves nothing: a firm that cannot be created.
+    failing_firms: str = ""
     seed: int = 7
 
 
@@ -122,6 +131,11 @@ class Faults:
 
     def lose_response(self) -> bool:
         return self.chance(self.settings.rate_lost_response)
+
+    def listed(self, name: str) -> frozenset[str]:
+        """The comma-separated values of a text setting, as a set."""
+        value = str(getattr(self.settings, name) or "")
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
 
     def hollow_success(self) -> str | None:
         """'empty' or 'garbled' when this write is answered 200 with no usable body."""

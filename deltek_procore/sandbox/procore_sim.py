@@ -816,7 +816,7 @@ class ProcoreSimulator:
         return shape(self._project_record(request, "requisitions"))
 
     def _requisition_items(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
-        record = self._project_record(request, "requisitions")
+        record = self._detail_record(request, "requisitions")
         return self._page(request, record["items"], _contract_item_v10)
 
     def _requisition_detail(self, request: Request, body: bytes, ctx: _Ctx) -> list[JSON]:
@@ -837,7 +837,7 @@ class ProcoreSimulator:
         return _strip_project(self._project_record(request, "direct_costs"))
 
     def _direct_cost_lines(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
-        record = self._project_record(request, "direct_costs")
+        record = self._detail_record(request, "direct_costs")
         lines = [_dc_line_listed(line, record) for line in record["line_items"]]
         return self._page(request, self._filtered(request, lines, "line_items"))
 
@@ -885,7 +885,7 @@ class ProcoreSimulator:
 
     def _contract_lines(self, key: str) -> Callable[..., Response]:
         def handler(request: Request, body: bytes, ctx: _Ctx) -> Response:
-            record = self._project_record(request, key)
+            record = self._detail_record(request, key)
             return self._page(request, self._filtered(request, record["line_items"], "line_items"))
 
         return handler
@@ -923,7 +923,7 @@ class ProcoreSimulator:
 
     def _change_order_lines(self, request: Request, body: bytes, ctx: _Ctx) -> Response:
         try:
-            record = self._project_record(request, "commitment_change_orders")
+            record = self._detail_record(request, "commitment_change_orders")
         except ApiError as error:
             raise ApiError(
                 404,
@@ -954,6 +954,15 @@ class ProcoreSimulator:
         project = self._project_id(request)
         record = self._record(key, request.path_params["id"])
         if record.get("project_id") != project:
+            raise _not_found()
+        return record
+
+    def _detail_record(self, request: Request, key: str) -> JSON:
+        """A record whose details (line items, items) are read; the `missing_details`
+        fault answers 404 for the ids it lists, as for a record deleted since it was listed."""
+        record = self._project_record(request, key)
+        if str(record["id"]) in self.faults.listed("missing_details"):
+            self.faults.count("detail_404")
             raise _not_found()
         return record
 
@@ -999,6 +1008,8 @@ class ProcoreSimulator:
             for rel, n in links
         )
         headers = {"Total": str(total), "Per-Page": str(per_page), "Link": link}
+        if self.faults.settings.lying_total:  # fault: a Total lower than the truth, no Link
+            headers = {"Total": str(total // 2), "Per-Page": str(per_page)}
         return JSONResponse({"data": items} if envelope else items, headers=headers)
 
     # webhooks config -------------------------------------------------------------------

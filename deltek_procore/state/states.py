@@ -20,6 +20,7 @@ class Action(str, Enum):
     REVIEW = "review"
     QUARANTINE = "quarantine"
     IGNORE = "ignore"
+    FAIL = "fail"  # something it needs failed in this run (e.g. its vendor's firm): retry
     DISABLE = "disable"  # its project is switched off in the mapping file
 
     def __str__(self) -> str:

@@ -1,9 +1,12 @@
 """Shared machinery of the chaos, crash and concurrency tests.
 
 Two halves that must not lean on each other:
-- `sync_round` drives the connector the way the Dagster job does (ingest, Deltek
-  reference data, maps, postings for AP and JE) with clients built for a faulty
-  network: short timeouts, sleeps capped so a test does not wait minutes.
+- `sync_job` runs the product itself: `deltek-procore backfill` (the Dagster `sync`
+  job, in process) over the sandbox's months, and returns its exit code and output.
+  `sync_round` drives the same layers directly, once each, with clients built for a
+  faulty network (short timeouts, capped sleeps), for tests that need a hook between
+  them (a barrier, a kill point); it has no retry loop of its own: whatever is retried
+  is retried by the product's code.
 - `expected_deltek` derives what Deltek must hold from the seed data alone (status
   rules, amounts, vendor numbers, RefNos); only GL accounts come from the mapping
   file's rules. `compare_deltek` checks the simulator record by record.
@@ -37,7 +40,6 @@ PROJECT_KINDS = (
     "purchase_order",
     "change_order",
 )
-STEP_ATTEMPTS = 3  # the Dagster assets retry twice (RetryPolicy max_retries=2)
 
 REQUISITION_OK = {"approved", "approved_as_noted"}
 WORK_ORDER_OK = {"Approved", "Complete"}
@@ -101,7 +103,6 @@ class RoundResult:
 
     reports: list[PostingReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    step_retries: int = 0
 
     @property
     def counts(self) -> Counter[str]:
@@ -127,17 +128,13 @@ class RoundResult:
 
 
 def _step(result: RoundResult, name: str, action: Callable[[], Any]) -> bool:
-    """Run one step with the assets' retry budget; False when it failed every time."""
-    for attempt in range(1, STEP_ATTEMPTS + 1):
-        try:
-            action()
-            return True
-        except Exception as exc:  # noqa: BLE001 - any failure of a step is what we count
-            if attempt == STEP_ATTEMPTS:
-                result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                return False
-            result.step_retries += 1
-    return False
+    """Run one step once; False (and the error noted) when it failed."""
+    try:
+        action()
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure of a step is what we count
+        result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        return False
 
 
 def sync_round(
@@ -546,3 +543,34 @@ def verify(box: Any) -> tuple[list[str], dict[str, int]]:
         "deltek_entries": sum(len(v) for v in got_je.values()),
     }
     return problems, figures
+
+
+# ---- the product itself -------------------------------------------------------------------
+@dataclass
+class JobRun:
+    """One `deltek-procore backfill` run: exit code, what it printed, how long it took."""
+
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def first_line(self) -> str:
+        return self.out.splitlines()[0] if self.out else ""
+
+
+def sync_job(box: Any, periods: Sequence[str], *extra: str) -> JobRun:
+    """`deltek-procore backfill --from first --to last`, in this process, as an operator
+    runs it: the Dagster `sync` job with the product's own clients, retries and checks.
+    The environment (box.env, DAGSTER_HOME, DELTEK_PROCORE_STATE_URL) must be set."""
+    import contextlib
+    import io
+
+    from deltek_procore import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["backfill", "--from", periods[0], "--to", periods[-1], *extra])
+    return JobRun(code, out.getvalue(), err.getvalue(), time.perf_counter() - started)
