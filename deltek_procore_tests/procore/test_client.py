@@ -683,6 +683,69 @@ def test_commitments_with_line_items_and_title_case_status(fake, clock):
         list(client.commitments(9, "subcontract"))  # type: ignore[arg-type]
 
 
+def not_found(rsps, path: str) -> None:
+    rsps.add(
+        "GET",
+        re.compile(re.escape(API + path) + r"(\?.*)?$"),
+        json={"message": "Not Found", "exception": "ActiveRecord::RecordNotFound"},
+        status=404,
+    )
+
+
+def test_a_contract_whose_lines_answer_404_is_marked_gone_and_the_listing_goes_on(
+    fake, rsps, clock
+):
+    """Deleted between the listing and the line read: that record says so, the rest read."""
+    fake.listing(
+        "/rest/v1.0/work_order_contracts",
+        [{"id": i, "status": "Approved", "vendor": {"id": 47}} for i in (41, 42, 43)],
+    )
+    fake.listing("/rest/v1.0/work_order_contracts/41/line_items", [{"id": 1, "amount": "2"}])
+    not_found(rsps, "/rest/v1.0/work_order_contracts/42/line_items")
+    fake.listing("/rest/v1.0/work_order_contracts/43/line_items", [{"id": 3, "amount": "5"}])
+    client = make_client(clock)
+    got = {c.id: c for c in client.commitments(9, "work_order")}
+    assert sorted(got) == [41, 42, 43]
+    gone = (got[42].model_extra or {}).get("detail_gone")
+    assert gone == "gone from Procore (404 on GET /rest/v1.0/work_order_contracts/42/line_items)"
+    assert got[42].line_items == [] and client.stats.gone == 1
+    assert all("detail_gone" not in (got[i].model_extra or {}) for i in (41, 43))
+    assert [x.id for x in got[43].line_items] == [3]
+
+
+def test_change_order_lines_and_v10_requisition_items_answering_404_mark_their_record(
+    fake, rsps, clock
+):
+    fake.listing(
+        "/rest/v1.0/projects/9/commitment_change_orders",
+        [{"id": 5, "contract_id": 41, "status": "approved"}],
+        style="none",
+    )
+    rsps.add(
+        "GET",
+        re.compile(re.escape(API + V2_LINES.format(5)) + r"(\?.*)?$"),
+        json={"error": {"code": "NOT_FOUND", "message": "gone", "details": []}},
+        status=404,
+    )
+    fake.listing(
+        "/rest/v1.1/requisitions",
+        [{"id": 7, "status": "approved", "commitment_id": 41, "vendor_id": 47}],
+    )
+    not_found(rsps, "/rest/v1.0/requisitions/7/contract_items")
+    client = make_client(clock)
+    (order,) = client.change_orders(9)
+    assert "404 on GET /rest/v2.0/" in order.model_extra["detail_gone"]
+    (req,) = client.requisitions(9, resolve_cost_types=False)
+    assert req.model_extra["detail_gone"].endswith("/rest/v1.0/requisitions/7/contract_items)")
+
+
+def test_a_404_on_the_listing_itself_still_fails_the_read(fake, rsps, clock):
+    not_found(rsps, "/rest/v1.0/work_order_contracts")
+    with pytest.raises(ProcoreError) as info:
+        list(make_client(clock).commitments(9, "work_order"))
+    assert info.value.status == 404
+
+
 V2_LINES = f"/rest/v2.0/companies/{COMPANY}/projects/9/commitment_change_orders/{{}}/line_items"
 
 
