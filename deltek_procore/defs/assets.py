@@ -240,10 +240,16 @@ def vendor_firm_map(
         )
     if result.created:
         context.log.info(f"created {len(result.created)} vendor firm(s) in Deltek")
+    for reason in result.failed.values():  # only these vendors' documents wait (failed)
+        context.log.warning(reason)
     return dg.MaterializeResult(
         metadata={
             "linked": result.linked,
             "created": len(result.created),
+            "failed": len(result.failed),
+            "failed_list": dg.MetadataValue.md(
+                "\n".join(f"- vendor {k}: {v}" for k, v in result.failed.items()) or "none"
+            ),
             "problems": len(result.problems),
             "by_method": dg.MetadataValue.json(result.methods),
             "problem_list": dg.MetadataValue.md(
@@ -275,16 +281,10 @@ def gl_account_map(state: StateStoreResource, mapping: MappingResource) -> dg.Ma
             "unmapped_pairs": len(unmapped),
             "bad_accounts": len(result["bad_accounts"]),
             "chart_readable": result["chart_readable"],
-    for reason in result.failed.values():  # only these vendors' documents wait (failed)
-        context.log.warning(reason)
             "accounts_confirmed": ", ".join(result["confirmed_accounts"]) or "none",
             "accounts_not_yet_used_in_deltek": ", ".join(result["not_yet_used_accounts"]) or "none",
             "unmapped": dg.MetadataValue.md(
                 "\n".join(
-            "failed": len(result.failed),
-            "failed_list": dg.MetadataValue.md(
-                "\n".join(f"- vendor {k}: {v}" for k, v in result.failed.items()) or "none"
-            ),
                     f"- {u['cost_code']} / {u['cost_type'] or '(none)'}: {u['lines']} line(s)"
                     for u in unmapped
                 )
