@@ -126,6 +126,10 @@ def _ledger_check(asset: str, kinds: tuple[str, ...]) -> dg.AssetChecksDefinitio
         gaps = missing_from_ledger(state.store(), periods, kinds=kinds, direct_cost_types=types)
         return dg.AssetCheckResult(
             passed=not gaps,
+            description=f"{len(gaps)} approved record(s) of {_describe(periods)} have no ledger "
+            "row: " + ", ".join(f"{g.kind} {g.record_id}" for g in gaps[:10])
+            if gaps
+            else f"every approved record of {_describe(periods)} is in the ledger",
             metadata={
                 "periods": _describe(periods),
                 "missing": len(gaps),
