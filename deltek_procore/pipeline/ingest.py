@@ -3,7 +3,13 @@
 Each record kind keeps a cursor (the start time of its last complete read). The
 next read asks Procore only for records updated since then, minus an overlap
 that absorbs clock skew between Procore and us. `full=True` re-reads everything:
-the nightly reconciliation uses a window instead (see `reconcile_window`).
+the nightly reconciliation uses a wider window instead (see `reconcile_window`).
+
+Line items cost one call per contract or change order. A poll (cursor or window, not
+`full`, not `ids`) reads them again only for a record whose `updated_at` or status
+moved since it was staged: the stamp is the only change signal a poll has, and an
+unchanged record keeps the lines staged with it. A read by ids (a webhook, possibly
+for one line item) always reads the lines.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import Any
 
 from deltek_procore.posting.periods import period_of
 from deltek_procore.posting.translate import PURCHASE_ORDER_POSTABLE, WORK_ORDER_POSTABLE
+from deltek_procore.procore.errors import DETAIL_GONE
 from deltek_procore.procore.models import (
     ChangeOrder,
     Commitment,
+    CommitmentLine,
+    ContractLineRef,
     CostCode,
     CostType,
     DirectCost,
@@ -30,6 +39,7 @@ from deltek_procore.procore.models import (
 from deltek_procore.state.store import StagedRecord, StateStore
 
 OVERLAP = timedelta(minutes=10)
+NIGHTLY_OVERLAP = timedelta(days=1)  # the nightly poll re-reads a day before its cursor
 
 # record kind -> model class; also the kinds staged per project
 MODELS: dict[str, type] = {
@@ -103,9 +113,75 @@ LINES_WANTED = {
 }
 
 
-def _lines_for(kind: str):
+# record id -> (updated_at, status, details gone at the last read), as staged
+Stamps = dict[int, tuple[str, str | None, bool]]
+
+
+def _lines_for(kind: str, known: Stamps):
     wanted = LINES_WANTED[kind]
-    return lambda raw: raw.get("status") in wanted
+
+    def wants(raw: dict[str, Any]) -> bool:
+        return raw.get("status") in wanted and not _unchanged(kind, known, raw)
+
+    return wants
+
+
+def _unchanged(kind: str, known: Stamps, raw: dict[str, Any]) -> bool:
+    """Staged with its lines, same status and same updated_at as Procore answers now (a
+    record whose details were gone at the last read is read again)."""
+    try:
+        before = known.get(int(raw.get("id")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    if before is None:
+        return False
+    stamp, status, gone = before
+    return (
+        not gone
+        and status in LINES_WANTED[kind]
+        and status == raw.get("status")
+        and _same_instant(stamp, raw.get("updated_at"))
+    )
+
+
+def _same_instant(a: Any, b: Any) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return _instant(a) == _instant(b)
+    except ValueError:
+        return str(a) == str(b)
+
+
+def _instant(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _keep_staged_lines(store: StateStore, staged: StagedRecord) -> StagedRecord:
+    """An unchanged record read without its lines gets the lines staged with it (a change
+    order's re-linked to its contract's lines as staged now)."""
+    found = store.staged(staged.kind, ids=[staged.record_id])
+    if not found:
+        return staged
+    lines = [dict(x) for x in found[0].payload.get("line_items") or []]
+    if staged.kind == "change_order":
+        contract = staged_contract(store)(int(staged.payload.get("contract_id") or 0))
+        _relink(lines, (contract or {}).get("line_items") or [])
+    staged.payload["line_items"] = lines
+    staged.content_hash = content_hash(staged.payload)
+    return staged
+
+
+def _relink(lines: list[dict[str, Any]], contract_lines: list[dict[str, Any]]) -> None:
+    by_id = {int(x["id"]): x for x in contract_lines if x.get("id") is not None}
+    for line in lines:
+        ref = line.get("commitment_line_item_id")
+        found = by_id.get(int(ref)) if ref is not None else None
+        if found is not None:
+            line["contract_line"] = ContractLineRef.of(
+                CommitmentLine.model_validate(found)
+            ).model_dump(mode="json")
 
 
 def staged_contract(store: StateStore) -> Callable[[int], dict[str, Any] | None]:
@@ -130,6 +206,7 @@ def _fetch(
     updated: Any,
     ids: Any,
     store: StateStore | None = None,
+    known: Stamps | None = None,
 ) -> Iterator[Any]:
     if kind == "requisition":
         return client.requisitions(project_id, ids=ids, updated=updated, resolve_cost_types=False)
@@ -137,14 +214,18 @@ def _fetch(
         return client.direct_costs(project_id, ids=ids, updated=updated)
     if kind in ("work_order", "purchase_order"):
         return client.commitments(
-            project_id, kind, ids=ids, updated=updated, with_line_items=_lines_for(kind)
+            project_id,
+            kind,
+            ids=ids,
+            updated=updated,
+            with_line_items=_lines_for(kind, known or {}),
         )
     if kind == "change_order":
         return client.change_orders(
             project_id,
             ids=ids,
             updated=updated,
-            with_line_items=_lines_for(kind),
+            with_line_items=_lines_for(kind, known or {}),
             staged_contract=staged_contract(store) if store is not None else None,
         )
     if kind == "cost_code":
@@ -193,14 +274,22 @@ def ingest_projects(
     if window is None and not full and ids is None and kind != "cost_code":
         window = _window(store.get_cursor(f"procore:{kind}"), now)
     result.window = _window_text(window)
+    polled = kind in LINES_WANTED and not full and ids is None
+    known = store.staged_stamps(kind, DETAIL_GONE) if polled else {}
     for project_id in project_ids:
         result.projects += 1
         buffer: list[StagedRecord] = []
-        for model in _fetch(client, kind, project_id, window, ids, store):
+        for model in _fetch(client, kind, project_id, window, ids, store, known):
             staged = to_staged(kind, model)
             if staged.project_id is None:
                 staged.project_id = int(project_id)
                 staged.payload["project_id"] = int(project_id)
+            if (
+                polled
+                and not staged.payload.get("line_items")
+                and _unchanged(kind, known, staged.payload)
+            ):
+                staged = _keep_staged_lines(store, staged)
             buffer.append(staged)
             result.by_status[str(staged.status)] = result.by_status.get(str(staged.status), 0) + 1
             if len(buffer) >= chunk:
@@ -227,9 +316,20 @@ def _window_text(window: tuple[datetime, datetime] | None) -> tuple[str, str] | 
     return (window[0].isoformat(), window[1].isoformat())
 
 
-def reconcile_window(now: datetime | None = None, days: int = 62) -> tuple[datetime, datetime]:
-    """The nightly poll's window: everything updated in the current and previous period."""
+def reconcile_window(
+    now: datetime | None = None, days: int = 62, since: str | None = None
+) -> tuple[datetime, datetime]:
+    """The nightly poll's window.
+
+    `since` (the kind's cursor: the start of its last complete read): from then, less
+    `NIGHTLY_OVERLAP`. That is everything updated since the last complete read, whatever
+    webhooks delivered or missed meanwhile, and a day of Procore answering late, again;
+    however long ago that read was. Without a cursor (the kind was never read in full):
+    everything updated in the current and previous period."""
     now = now or datetime.now(timezone.utc)
+    end = now + timedelta(minutes=1)
+    if since:
+        return (datetime.fromisoformat(since) - NIGHTLY_OVERLAP, end)
     first_of_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     previous = (first_of_month - timedelta(days=1)).replace(day=1)
-    return (min(previous, now - timedelta(days=days)), now + timedelta(minutes=1))
+    return (min(previous, now - timedelta(days=days)), end)

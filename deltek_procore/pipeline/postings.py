@@ -174,7 +174,7 @@ def run_postings(
                 store, deltek, settings, run_id=run_id, mapping_hash=digest, progress=progress
             )
             report.outcome = Outcome()
-            holdings = DeltekHoldings(deltek, list(periods))
+            holdings = DeltekHoldings.for_run(deltek, list(periods), run_id)
         per_period: list[tuple[str, dict[str, CheckOutcome]]] = []
         # One period at a time: memory stays flat however many months a backfill spans.
         for period in sorted(periods):

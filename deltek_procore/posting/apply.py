@@ -318,6 +318,7 @@ class Poster:
             "PCAP" if transtype == "AP" else "PCJE", period_code, [k for _, k in keyed]
         )
         control, create = self._control(transtype, period, period_code, batch, keyed)
+        sent = _sent_masters(transtype, keyed)
         for row, key in keyed:
             row.batch, row.master_key = batch, key
         self.store.update_ledger_rows(
@@ -331,7 +332,7 @@ class Poster:
                 create(control)
             except DeltekAmbiguousError as exc:
                 self._audit(chunk, "ambiguous", batch=batch, error=str(exc))
-                shown = self._read_back(holdings, transtype, batch)
+                shown = self._read_back(holdings, transtype, batch, sent)
                 if shown is None:  # even the look-up failed: decide nothing now
                     self._fail(
                         chunk, outcome, f"Deltek did not confirm batch {batch}: {exc.message}"
@@ -362,7 +363,7 @@ class Poster:
                     # The batch name is derived from its documents, so "already exists"
                     # means an earlier send of this very batch landed late: look before
                     # splitting, which would post the halves a second time.
-                    shown = self._read_back(holdings, transtype, batch)
+                    shown = self._read_back(holdings, transtype, batch, sent)
                     if shown:
                         self._settle(transtype, period, keyed, shown, holdings, outcome, 0)
                         return
@@ -370,7 +371,7 @@ class Poster:
                 else:
                     self._fail(chunk, outcome, str(exc))
                 return
-            shown = self._read_back(holdings, transtype, batch)
+            shown = self._read_back(holdings, transtype, batch, sent)
             if shown is None:
                 self._fail(
                     chunk,
@@ -425,11 +426,11 @@ class Poster:
         return control, self.deltek.create_je_batch
 
     def _read_back(
-        self, holdings: DeltekHoldings, transtype: str, batch: str
+        self, holdings: DeltekHoldings, transtype: str, batch: str, sent: list | None = None
     ) -> dict[str, Held] | None:
         """The batch as Deltek shows it now ({} = absent); None when the read failed."""
         try:
-            return holdings.refresh_batch(transtype, batch)
+            return holdings.refresh_batch(transtype, batch, sent)
         except DeltekError as exc:
             log.warning("read-back of batch %s failed: %s", batch, exc)
             return None
@@ -579,6 +580,16 @@ class Poster:
         for key, held in shown.items():
             if not key.startswith("#"):
                 holdings.remember(replace(held, posted=True))
+
+
+def _sent_masters(transtype: str, keyed: list[tuple[PlanRow, str]]) -> list[dict] | None:
+    """The AP masters a batch is written with: its read-back then needs only the details."""
+    if transtype != "AP":
+        return None
+    return [
+        {"MasterPKey": key, "Vendor": row.document.vendor, "Invoice": row.document.invoice}
+        for row, key in keyed
+    ]
 
 
 def _signed(doc: Any) -> list[tuple[Any, Any]]:

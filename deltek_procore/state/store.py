@@ -313,6 +313,19 @@ class StateStore:
                 return
             last = rows[-1].record_id
 
+    def staged_stamps(
+        self, kind: str, marker: str | None = None
+    ) -> dict[int, tuple[str, str | None, bool]]:
+        """record id -> (updated_at, status, marked) of every staged record of `kind`,
+        without the payloads: what a poll compares Procore's answer with. `marked`: the
+        payload has the key `marker` (e.g. a record whose details were gone)."""
+        t = schema.staged
+        flag = t.c.payload.like(f'%"{marker}"%') if marker else sa.false()
+        query = sa.select(t.c.record_id, t.c.updated_at, t.c.status, flag.label("marked"))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.where(t.c.kind == kind))
+            return {int(r.record_id): (r.updated_at or "", r.status, bool(r.marked)) for r in rows}
+
     def staged_periods(self, kinds: Sequence[str]) -> list[str]:
         t = schema.staged
         with self.engine.connect() as conn:
