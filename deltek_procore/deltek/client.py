@@ -75,7 +75,7 @@ class DeltekSettings(BaseModel):
     accounts_path: str = "GLSummary"
     connect_timeout: float = 5
     read_timeout: float = 60
-    max_retries: int = 4
+    max_retries: int = 6
 
 
 @dataclass

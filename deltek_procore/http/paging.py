@@ -68,13 +68,13 @@ class LinkPaginator:
 
     With `wanted` (the record keys an id filter asked for), only those rows are
     yielded (a server that ignores the filter costs calls, not correctness) and the
-    read ends once all came. `stats` (optional) gets `pages` and `repeated_pages`.
+    read ends once all came. `repeated` (optional) is called when a page of repeats
+    ends the listing.
     """
 
     fetch: Callable[[int, int], Page]
     per_page: int
     wanted: set[str] | None = None
-    on_page: Callable[[Page], None] | None = None
     repeated: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
@@ -82,8 +82,6 @@ class LinkPaginator:
         number = 1
         while True:
             page = self.fetch(number, self.per_page)
-            if self.on_page is not None:
-                self.on_page(page)
             fresh = []
             for item in page.items:
                 key = record_key(item)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests import PreparedRequest
+from requests import ConnectTimeout, PreparedRequest
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
@@ -166,8 +166,6 @@ def never_sent(exc: BaseException) -> bool:
     """True when the connection was never made, so no byte of the request left: a write
     that failed this way did not happen (requests' ConnectTimeout, or urllib3's
     NewConnectionError anywhere in the chain of causes)."""
-    from requests import ConnectTimeout
-
     if isinstance(exc, ConnectTimeout):
         return True
     seen: set[int] = set()

@@ -45,7 +45,7 @@ class PostingSettings:
     require_approval: bool = False  # post only a plan a person approved (by its id)
     disabled_projects: frozenset[int] = frozenset()  # `enabled: false` in the mapping file
     max_attempts: int = 5
-    retries_per_run: int = 2
+    retries_per_run: int = 4  # sends of one batch after look-ups found it absent (one run)
 
 
 @dataclass
