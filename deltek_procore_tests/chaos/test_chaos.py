@@ -250,6 +250,7 @@ def test_a_firm_that_cannot_be_created_holds_back_only_its_vendors_documents(san
     env = sandbox(procore_mix(21), deltek_mix(22, failing_firms=number))
     run = sync_job(env.box, env.periods)
     print(_figures(env.box, run))
+    print(run.out)
     assert run.code == 1, f"{run.out[-3000:]}\n{run.err[-3000:]}"
     assert run.first_line.startswith("FAILED: "), run.first_line
     assert "record(s) failed in deltek_ap_invoices" in run.first_line
