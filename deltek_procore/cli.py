@@ -108,13 +108,18 @@ def run_sync_job(
             "deltek_commitment_journal_entries": {"config": posting},
         }
     kwargs: dict[str, Any] = {"run_config": run_config, "raise_on_error": False}
+    tags: dict[str, str] = {}
+    if approved_plans:
+        from deltek_procore.defs.assets import APPROVED_TAG
+
+        tags[APPROVED_TAG] = ",".join(approved_plans)
     if len(periods) == 1:
         kwargs["partition_key"] = periods[0]
     else:
-        kwargs["tags"] = {
-            "dagster/asset_partition_range_start": periods[0],
-            "dagster/asset_partition_range_end": periods[-1],
-        }
+        tags["dagster/asset_partition_range_start"] = periods[0]
+        tags["dagster/asset_partition_range_end"] = periods[-1]
+    if tags:
+        kwargs["tags"] = tags
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, **kwargs)
         failures = [

@@ -40,6 +40,7 @@ RETRY = dg.RetryPolicy(
 )
 # One pool per Deltek tenant (named from DELTEK_API_URL's host and path): posting steps of
 # one tenant never overlap, across runs and machines; other tenants are not held up.
+APPROVED_TAG = "deltek-procore/approved-plans"  # set by `deltek-procore approve`
 POSTING_POOL = "deltek-" + (re.sub(r"[^a-z0-9]+", "-", tenant_tag()).strip("-") or "tenant")
 CHECK_DESCRIPTIONS = {
     "every_line_mapped": "Every approved line has a Deltek project and GL account (records held "
@@ -267,12 +268,20 @@ def vendor_firm_map(
     mapping: MappingResource,
     deltek: DeltekResource,
 ) -> dg.MaterializeResult:
-    """Procore vendor -> Deltek vendor number; creates the firms approved spend needs."""
+    """Procore vendor -> Deltek vendor number; creates the firms approved spend needs.
+
+    Under `require_approval` a firm is a write like any other: only a run launched by
+    `deltek-procore approve` (tag APPROVED_TAG) creates firms; before that, documents of
+    vendors without a firm wait in the plan, which names them."""
     store = state.store()
+    loaded = mapping.load()
+    create = not loaded.defaults.require_approval or bool(context.run.tags.get(APPROVED_TAG))
     with store.lease(f"deltek:{deltek.tenant()}"):
         result = reference.build_vendor_map(
-            store, mapping.load(), deltek.client(), run_id=context.run.run_id
+            store, loaded, deltek.client(), run_id=context.run.run_id, create=create
         )
+    if not create:
+        context.log.info("require_approval: no firm created before a plan is approved")
     if result.created:
         context.log.info(f"created {len(result.created)} vendor firm(s) in Deltek")
     for reason in result.failed.values():  # only these vendors' documents wait (failed)
