@@ -113,8 +113,12 @@ def _chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
 class StateStore:
     """All reads and writes of the connector's own database."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True):
+    def __init__(
+        self, url: str | None = None, *, create: bool = True, tenant: str = "default"
+    ):
         self.url = url or default_state_url()
+        #: the tenant every read and write of this store is scoped to (deltek_procore.tenants)
+        self.tenant = tenant
         kwargs: dict[str, Any] = {"future": True}
         if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
