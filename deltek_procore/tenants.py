@@ -115,6 +115,11 @@ class Tenant(BaseModel):
         """Dagster asset-key prefix: none for the implicit tenant (today's keys stay)."""
         return [] if self.implicit else [self.name]
 
+    def dagster_name(self, base: str) -> str:
+        """A job, schedule or sensor name for this tenant: today's name for the implicit
+        tenant, ``<tenant>__<base>`` otherwise (Dagster names allow only [A-Za-z0-9_])."""
+        return base if self.implicit else f"{self.name}__{base}"
+
     def suffix(self) -> str:
         return "__" + self.name.upper()
 
