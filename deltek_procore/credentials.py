@@ -112,6 +112,7 @@ class CredentialStore:
 
     ``url`` is a SQLAlchemy URL (or an Engine to share one). ``key`` overrides both the
     environment and the key file; ``key_file`` overrides the default key file path.
+    ``tenant`` scopes every read and write to that tenant's rows (deltek_procore.tenants).
     """
 
     def __init__(
@@ -121,8 +122,10 @@ class CredentialStore:
         *,
         key_file: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        tenant: str = "default",
     ):
         self._env = os.environ if env is None else env
+        self.tenant = tenant
         self.engine = url if isinstance(url, Engine) else sa.create_engine(url)
         self.key_file = Path(key_file) if key_file is not None else default_key_file(self._env)
         self._key = key
