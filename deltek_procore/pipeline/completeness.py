@@ -12,7 +12,7 @@ Two independent questions, each answered from a source the connector does not co
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -70,34 +70,60 @@ def missing_from_ledger(
     rules = SimpleNamespace(direct_cost_types=tuple(direct_cost_types))
     gaps: list[Gap] = []
     for kind in kinds:
-        staged = store.staged(kind, periods=periods)
-        if not staged:
-            continue
         ignored = store.ignored(kind)
-        ledger = store.latest(kind, [r.record_id for r in staged])
-        for rec in staged:
-            if rec.record_id in ignored:
-                continue
-            latest = ledger.get(rec.record_id)
-            if latest is None:
-                if (
-                    rec.status in APPROVED_STATUSES
-                    and is_eligible(kind, _Fields(rec.payload), rules)
-                    and has_amount(kind, rec.payload)
-                ):
-                    gaps.append(
-                        Gap(kind, rec.record_id, rec.period, rec.status, "approved, no ledger row")
-                    )
-            elif changed and latest.content_hash != rec.content_hash:
+        # a page of staged records at a time: memory stays flat at any size
+        for staged in _pages(store.iter_staged(kind, periods=periods), PAGE):
+            ledger = store.latest(kind, [r.record_id for r in staged])
+            gaps += _gaps(kind, staged, ledger, ignored, rules, changed)
+    return gaps
+
+
+PAGE = 500  # staged records held at once (a requisition with its items is ~20 kB)
+
+
+def _pages(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    page: list[Any] = []
+    for record in records:
+        page.append(record)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _gaps(
+    kind: str,
+    staged: Sequence[Any],
+    ledger: Mapping[int, Any],
+    ignored: Mapping[int, str],
+    rules: Any,
+    changed: bool,
+) -> list[Gap]:
+    gaps: list[Gap] = []
+    for rec in staged:
+        if rec.record_id in ignored:
+            continue
+        latest = ledger.get(rec.record_id)
+        if latest is None:
+            if (
+                rec.status in APPROVED_STATUSES
+                and is_eligible(kind, _Fields(rec.payload), rules)
+                and has_amount(kind, rec.payload)
+            ):
                 gaps.append(
-                    Gap(
-                        kind,
-                        rec.record_id,
-                        rec.period,
-                        rec.status,
-                        f"changed in Procore since the ledger's {latest.status} revision",
-                    )
+                    Gap(kind, rec.record_id, rec.period, rec.status, "approved, no ledger row")
                 )
+        elif changed and latest.content_hash != rec.content_hash:
+            gaps.append(
+                Gap(
+                    kind,
+                    rec.record_id,
+                    rec.period,
+                    rec.status,
+                    f"changed in Procore since the ledger's {latest.status} revision",
+                )
+            )
     return gaps
 
 

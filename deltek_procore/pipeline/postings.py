@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import BaseModel
+
 from deltek_procore.mapping.config import MappingFile, mapping_hash
 from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.reconciliation import expected_from_ledger, reconcile_period
@@ -32,6 +34,7 @@ from deltek_procore.posting.plan import (
 )
 from deltek_procore.posting.translate import is_eligible, translate
 from deltek_procore.posting.verify import Held, net_lines, planned_lines
+from deltek_procore.procore.errors import DETAIL_GONE
 from deltek_procore.state.states import OPEN, Finding, Reason
 from deltek_procore.state.store import IN_DELTEK_STATES, AuditEvent, StateStore
 
@@ -64,8 +67,24 @@ def candidates(
     out: list[Candidate] = []
     for kind in kinds:
         for rec in store.staged(kind, periods=periods, ids=ids):
-            out.append(Candidate(kind, parse(kind, rec.payload), rec.content_hash, rec.period))
+            record = declared_only(parse(kind, rec.payload))
+            out.append(Candidate(kind, record, rec.content_hash, rec.period))
     return out
+
+
+def declared_only(model: Any) -> Any:
+    """Drop the fields a model keeps but does not declare (Procore sends many: item packages,
+    origin data, creators...), except the detail-gone marker translation reads: a month's
+    candidates are all in memory at once, and those fields were a third of them."""
+    extra = getattr(model, "__pydantic_extra__", None)
+    if extra:
+        kept = {k: v for k, v in extra.items() if k == DETAIL_GONE}
+        object.__setattr__(model, "__pydantic_extra__", kept)
+    for value in getattr(model, "__dict__", {}).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                declared_only(item)
+    return model
 
 
 @dataclass(frozen=True)

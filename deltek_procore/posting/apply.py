@@ -492,6 +492,7 @@ class Poster:
         if len(chunk) == 1:
             row = chunk[0]
             reason = f"Deltek rejected it: {exc.message}"
+            row.code = Reason.DELTEK_REJECTED
             self.store.update_ledger(
                 [row.ledger.id], status=str(State.QUARANTINED), reason=reason, deltek_batch=None
             )
