@@ -21,6 +21,30 @@ from deltek_procore.sandbox.server import RunningServer, serve_in_thread
 
 WEBHOOK_SECRET_ENV = "DELTEK_PROCORE_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 
+#: The contract variables that carry a sandbox's credentials, and the seed's public defaults.
+CREDENTIAL_DEFAULTS: dict[str, str] = {
+    "PROCORE_CLIENT_ID": seed_module.PROCORE_CLIENT_ID,
+    "PROCORE_CLIENT_SECRET": seed_module.PROCORE_CLIENT_SECRET,
+    "DELTEK_USERNAME": seed_module.DELTEK_USERNAME,
+    "DELTEK_PASSWORD": seed_module.DELTEK_PASSWORD,
+    "DELTEK_CLIENT_ID": seed_module.DELTEK_CLIENT_ID,
+    "DELTEK_CLIENT_SECRET": seed_module.DELTEK_CLIENT_SECRET,
+}
+
+
+def sandbox_credentials(label: str) -> dict[str, str]:
+    """Credentials of their own for one sandbox pair (one demo or test tenant), so that a
+    value reaching another tenant's runs is detectable; the secrets are random per call."""
+    token = secrets.token_urlsafe(12)
+    return {
+        "PROCORE_CLIENT_ID": f"sandbox-{label}-procore-client",
+        "PROCORE_CLIENT_SECRET": f"sandbox-{label}-procore-secret-{token}",
+        "DELTEK_USERNAME": f"api-{label}",
+        "DELTEK_PASSWORD": f"sandbox-{label}-deltek-password-{token}",
+        "DELTEK_CLIENT_ID": f"sandbox+{label}/client=",
+        "DELTEK_CLIENT_SECRET": f"sandbox-{label}-deltek-client-secret-{token}",
+    }
+
 
 @dataclass
 class Sandbox:
@@ -71,6 +95,7 @@ def start_sandbox(
     receiver_port: int | None = None,
     webhooks_permission: bool = True,
     end_month: str = "2026-10",
+    credentials: dict[str, str] | None = None,
     **procore_kwargs: Any,
 ) -> Sandbox:
     """Seed both simulators, serve them on loopback, write the sandbox mapping file.
@@ -79,18 +104,33 @@ def start_sandbox(
     hook pointing at it is registered so record changes reach the connector. With
     `webhooks_permission=False` the Procore service account lacks the "Webhooks API"
     permission: the webhooks config API answers 403 and no hook is registered.
+    `credentials` (keys of CREDENTIAL_DEFAULTS, e.g. from sandbox_credentials) replace the
+    seed's public ones on both simulators and in `env`.
     """
     began = time.perf_counter()
     data = seed_module.build(records=records, seed=seed, end_month=end_month)
+    unknown = sorted(set(credentials or {}) - set(CREDENTIAL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"credentials: unknown variable(s) {', '.join(unknown)}")
+    creds = {**CREDENTIAL_DEFAULTS, **(credentials or {})}
     procore = ProcoreSimulator(
         data,
         procore_faults or Faults(),
         hourly_limit=hourly_limit,
         spike_limit=spike_limit,
         webhooks_permission=webhooks_permission,
+        client_id=creds["PROCORE_CLIENT_ID"],
+        client_secret=creds["PROCORE_CLIENT_SECRET"],
         **procore_kwargs,
     )
-    deltek = DeltekSimulator(data.deltek, deltek_faults or Faults())
+    deltek = DeltekSimulator(
+        data.deltek,
+        deltek_faults or Faults(),
+        username=creds["DELTEK_USERNAME"],
+        password=creds["DELTEK_PASSWORD"],
+        client_id=creds["DELTEK_CLIENT_ID"],
+        client_secret=creds["DELTEK_CLIENT_SECRET"],
+    )
     procore_server = serve_in_thread(procore.app, port=procore_port)
     deltek_server = serve_in_thread(deltek.app, port=deltek_port)
     folder = Path(workdir or Path.cwd() / ".dagster_home")
@@ -109,15 +149,15 @@ def start_sandbox(
     box.env = {
         "PROCORE_AUTH_URL": f"{procore_server.url}/oauth/token",
         "PROCORE_API_URL": procore_server.url,
-        "PROCORE_CLIENT_ID": seed_module.PROCORE_CLIENT_ID,
-        "PROCORE_CLIENT_SECRET": seed_module.PROCORE_CLIENT_SECRET,
+        "PROCORE_CLIENT_ID": creds["PROCORE_CLIENT_ID"],
+        "PROCORE_CLIENT_SECRET": creds["PROCORE_CLIENT_SECRET"],
         "PROCORE_COMPANY_ID": str(seed_module.PROCORE_COMPANY_ID),
         "DELTEK_API_URL": f"{deltek_server.url}{seed_module.DELTEK_API_PATH}",
-        "DELTEK_USERNAME": seed_module.DELTEK_USERNAME,
-        "DELTEK_PASSWORD": seed_module.DELTEK_PASSWORD,
+        "DELTEK_USERNAME": creds["DELTEK_USERNAME"],
+        "DELTEK_PASSWORD": creds["DELTEK_PASSWORD"],
         "DELTEK_DATABASE": seed_module.DELTEK_DATABASE,
-        "DELTEK_CLIENT_ID": seed_module.DELTEK_CLIENT_ID,
-        "DELTEK_CLIENT_SECRET": seed_module.DELTEK_CLIENT_SECRET,
+        "DELTEK_CLIENT_ID": creds["DELTEK_CLIENT_ID"],
+        "DELTEK_CLIENT_SECRET": creds["DELTEK_CLIENT_SECRET"],
         "DELTEK_PROCORE_MAPPINGS": str(mappings_path),
         WEBHOOK_SECRET_ENV: box.webhook_secret,
     }
