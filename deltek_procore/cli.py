@@ -3,6 +3,10 @@
 Every sub-command has --help, exits non-zero with a one-line reason on failure,
 and never prints a secret. `sync` and `backfill` run the same Dagster job the UI
 runs, in-process, on the instance under DAGSTER_HOME.
+
+Every sub-command acts on one tenant (deltek_procore.tenants): `--tenant NAME`, by default the
+only one configured (without a tenants file: today's single company, `default`). With several
+and no `--tenant`, a command says which there are; `status` then shows every tenant.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deltek_procore.state.store import StateStore
+    from deltek_procore.tenants import Tenant
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -43,16 +51,31 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def _store():
+def _tenant(args: argparse.Namespace | None = None) -> Tenant:
+    """The tenant a command acts on: `--tenant`, else the only one (else an error naming them)."""
+    from deltek_procore.tenants import select_tenant
+
+    return select_tenant(getattr(args, "tenant", None))
+
+
+def _store(tenant: Tenant) -> StateStore:
+    """The state store scoped to ``tenant`` (the URL is the deployment's)."""
     from deltek_procore.state.store import StateStore
 
-    return StateStore()
+    return StateStore(tenant=tenant.name)
 
 
-def _mapping():
+def _mapping(tenant: Tenant) -> Any:
+    """The tenant's mapping file: its DELTEK_PROCORE_MAPPINGS (or file entry), else the default."""
+    from deltek_procore.connections import tenant_environment
     from deltek_procore.mapping.config import load_mapping
 
-    return load_mapping()
+    return load_mapping(env=tenant_environment(tenant))
+
+
+def _for_tenant(tenant: Tenant, text: str) -> str:
+    """``text`` naming a tenant of the tenants file; today's text for the implicit one."""
+    return text if tenant.implicit else f"{text} (tenant {tenant.name})"
 
 
 def _print_json(data: Any) -> None:
@@ -90,23 +113,29 @@ def _table(
 
 
 # ---- running the Dagster job in-process ----------------------------------------------------------
+POSTING_ASSETS = ("deltek_ap_invoices", "deltek_commitment_journal_entries")
+
+
 def run_sync_job(
-    periods: list[str], *, plan_only: bool = False, approved_plans: Sequence[str] = ()
+    periods: list[str],
+    *,
+    plan_only: bool = False,
+    approved_plans: Sequence[str] = (),
+    tenant: Tenant | None = None,
 ) -> tuple[bool, str, dict[str, Any]]:
-    """Run the `sync` job for one month or a range; returns (success, run id, reports)."""
+    """Run the tenant's `sync` job (default: the only tenant) for one month or a range;
+    returns (success, run id, reports)."""
     import dagster as dg
 
     from deltek_procore.definitions import defs
 
+    tenant = tenant or _tenant()
     ensure_dagster_home()
-    job = defs.resolve_job_def("sync")
+    job = defs.resolve_job_def(tenant.dagster_name("sync"))
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if plan_only or approved_plans:
         posting = {"plan_only": plan_only, "approved_plans": list(approved_plans)}
-        run_config["ops"] = {
-            "deltek_ap_invoices": {"config": posting},
-            "deltek_commitment_journal_entries": {"config": posting},
-        }
+        run_config["ops"] = {_op_name(job, name): {"config": posting} for name in POSTING_ASSETS}
     kwargs: dict[str, Any] = {"run_config": run_config, "raise_on_error": False}
     tags: dict[str, str] = {}
     if approved_plans:
@@ -131,9 +160,9 @@ def run_sync_job(
             for ev in result.all_events
             if ev.event_type_value == "STEP_FAILURE"
         ]
-    store = _store()
+    store = _store(tenant)
     reports = {}
-    for name in ("deltek_ap_invoices", "deltek_commitment_journal_entries"):
+    for name in POSTING_ASSETS:
         report = store.get_reference(f"report:{name}:{result.run_id}")
         if report:
             reports[name] = report
@@ -147,6 +176,18 @@ def run_sync_job(
     if created:
         reports["firms_created"] = created
     return result.success, result.run_id, reports
+
+
+def _op_name(job: Any, asset_name: str) -> str:
+    """The op that computes ``asset_name`` in ``job``: the name itself, or with the tenant's
+    key prefix (``acme__deltek_ap_invoices``)."""
+    names = [n.name for n in job.nodes]
+    if asset_name in names:
+        return asset_name
+    prefixed = [n for n in names if n.endswith("__" + asset_name)]
+    if len(prefixed) != 1:
+        raise CliError(f"job {job.name} has no single step for {asset_name}")
+    return prefixed[0]
 
 
 CONFIG_ERRORS = ("ConfigurationError", "MappingFileError", "MasterKeyError", "CredentialsError")
@@ -283,21 +324,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from deltek_procore.posting.periods import parse_period
 
     period = parse_period(args.period)
+    tenant = _tenant(args)
     if args.plan:
-        return _plan_only([period], args.json)
-    ok, run_id, reports = run_sync_job([period])
+        return _plan_only([period], args.json, tenant)
+    ok, run_id, reports = run_sync_job([period], tenant=tenant)
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
 
 
-def _plan_only(periods: list[str], as_json: bool) -> int:
+def _plan_only(periods: list[str], as_json: bool, tenant: Tenant) -> int:
     """Every step of the sync up to the plan (pipeline.steps), nothing written to Deltek."""
     from deltek_procore import connections
     from deltek_procore.pipeline import steps
 
-    store, mapping = _store(), _mapping()
-    procore, deltek = connections.procore_client(), connections.deltek_client()
+    store, mapping = _store(tenant), _mapping(tenant)
+    procore = connections.procore_client(tenant=tenant)
+    deltek = connections.deltek_client(tenant=tenant)
     planned = steps.plan_sync(
-        procore, deltek, store, mapping, periods, tenant=connections.tenant_key()
+        procore, deltek, store, mapping, periods, tenant=connections.tenant_key(tenant=tenant)
     )
     out: dict[str, Any] = {
         name: {**report.summary(), "results": [r.table_row() for r in report.plan]}
@@ -324,28 +367,31 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from deltek_procore.posting.periods import periods_between
 
     periods = periods_between(args.from_period, args.to_period)
+    tenant = _tenant(args)
     if args.plan:
-        return _plan_only(periods, args.json)
+        return _plan_only(periods, args.json, tenant)
     print(
-        f"backfilling {len(periods)} month(s) {periods[0]} .. {periods[-1]} in one run",
+        _for_tenant(
+            tenant, f"backfilling {len(periods)} month(s) {periods[0]} .. {periods[-1]} in one run"
+        ),
         file=sys.stderr,
     )
-    stop = _progress_ticker()
+    stop = _progress_ticker(tenant)
     try:
-        ok, run_id, reports = run_sync_job(periods)
+        ok, run_id, reports = run_sync_job(periods, tenant=tenant)
     finally:
         stop()
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
 
 
-def _progress_ticker() -> Callable[[], None]:
+def _progress_ticker(tenant: Tenant) -> Callable[[], None]:
     """Print how far posting has got, from the ledger, every few seconds (stderr)."""
     if not sys.stderr.isatty():
         return lambda: None
     done = threading.Event()
 
     def tick() -> None:
-        store = _store()
+        store = _store(tenant)
         while not done.wait(3):
             counts = store.status_counts()
             total = {
@@ -367,10 +413,9 @@ def _progress_ticker() -> Callable[[], None]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = _store()
-    periods = [args.period] if args.period else None
-    counts = store.status_counts(periods)
+    """One tenant's records as today; without --tenant and with several, one section each."""
     from deltek_procore.state.store import RECORD_STATES
+    from deltek_procore.tenants import load_tenants
 
     unknown = sorted(set(args.state or []) - set(RECORD_STATES))
     if unknown:
@@ -380,6 +425,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     statuses = args.state or ["quarantined", "failed", "aborted", "review", "missing", "changed"]
+    tenants = [_tenant(args)] if args.tenant else load_tenants()
+    if len(tenants) == 1:
+        data = _status_data(_store(tenants[0]), args, statuses)
+        if args.json:
+            _print_json(data)
+        else:
+            _print_status(data, statuses)
+        return EXIT_OK
+    every = {t.name: _status_data(_store(t), args, statuses) for t in tenants}
+    if args.json:
+        _print_json({"tenants": every})
+        return EXIT_OK
+    for number, (name, data) in enumerate(every.items()):
+        print(("\n" if number else "") + f"=== tenant {name} ===")
+        _print_status(data, statuses)
+    return EXIT_OK
+
+
+def _status_data(store: StateStore, args: argparse.Namespace, statuses: list[str]) -> dict:
+    """What `status --json` prints for one tenant."""
+    periods = [args.period] if args.period else None
+    counts = store.status_counts(periods)
     rows = [
         {
             "kind": r.kind, "record_id": r.record_id, "revision": r.revision, "period": r.period,
@@ -392,21 +459,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         latest[(row["kind"], row["record_id"])] = row
     rows = [r for r in latest.values() if _is_latest(store, r)]
-    reviews = store.reviews()
     findings = [
         {k: v for k, v in f.items() if k not in ("previous_states",)}
         for f in store.findings(periods)
     ]
-    if args.json:
-        _print_json(
-            {
-                "counts": counts,
-                "records": rows,
-                "review_queue": reviews,
-                "deltek_findings": findings,
-            }
-        )
-        return EXIT_OK
+    return {
+        "counts": counts,
+        "records": rows,
+        "review_queue": store.reviews(),
+        "deltek_findings": findings,
+    }
+
+
+def _print_status(data: dict[str, Any], statuses: list[str]) -> None:
+    counts, rows = data["counts"], data["records"]
+    reviews, findings = data["review_queue"], data["deltek_findings"]
     print("records by state (newest revision of each):")
     for kind, by_status in sorted(counts.items()):
         print(f"  {kind:<15} " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
@@ -429,7 +496,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             ("period", "finding", "kind", "record_id", "doc_key", "planned", "in_deltek", "detail"),
         )
     )
-    return EXIT_OK
 
 
 def _is_latest(store: Any, row: dict[str, Any]) -> bool:
@@ -444,13 +510,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from deltek_procore.replay import explain, replay
     from deltek_procore.review import operator, record_action
 
+    tenant = _tenant(args)
+    store = _store(tenant)
     if args.explain:
-        print(explain(args.kind, args.id))
+        print(explain(args.kind, args.id, store, tenant=tenant))
         return EXIT_OK
     by = operator(args.by)
-    store = _store()
     record_action(store, "replay_requested", args.kind, args.id, by, args.reason)
-    outcome = replay(args.kind, args.id, store)
+    outcome = replay(args.kind, args.id, store, tenant=tenant)
     print(outcome)
     return EXIT_OK if not outcome.startswith(("failed", "aborted")) else EXIT_FAILED
 
@@ -459,7 +526,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     from deltek_procore import review
     from deltek_procore.replay import replay
 
-    store = _store()
+    tenant = _tenant(args)
+    store = _store(tenant)
     if args.action == "list":
         items = review.open_items(store)
         if args.json:
@@ -503,7 +571,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     except review.ReviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    outcome = replay(item["kind"], int(item["record_id"]), store)
+    outcome = replay(item["kind"], int(item["record_id"]), store, tenant=tenant)
     print(f"approved review {args.id} by {by}; {outcome}")
     return EXIT_OK if not outcome.startswith(("failed", "aborted")) else EXIT_FAILED
 
@@ -512,12 +580,16 @@ def cmd_approve(args: argparse.Namespace) -> int:
     """Post plans a sync stored under `require_approval: true`, if they still match."""
     from deltek_procore.review import operator, record_action
 
-    store = _store()
+    tenant = _tenant(args)
+    store = _store(tenant)
     periods: set[str] = set()
     for pid in args.plan_ids:
         stored = store.get_reference(f"plan:{pid}")
         if stored is None:
-            raise CliError(f"no stored plan {pid}; a sync under require_approval prints its id")
+            raise CliError(
+                _for_tenant(tenant, f"no stored plan {pid}")
+                + "; a sync under require_approval prints its id"
+            )
         periods |= set(stored["periods"])
         print(
             f"approving {pid}: {stored['documents']} document(s), total {stored['total']}, "
@@ -526,14 +598,14 @@ def cmd_approve(args: argparse.Namespace) -> int:
     by = operator(args.by)
     for pid in args.plan_ids:
         record_action(store, "plan_approved", None, None, by, args.reason, plan=pid)
-    ok, run_id, reports = run_sync_job(sorted(periods), approved_plans=args.plan_ids)
+    ok, run_id, reports = run_sync_job(sorted(periods), approved_plans=args.plan_ids, tenant=tenant)
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
 
 
 def cmd_ignore(args: argparse.Namespace) -> int:
     from deltek_procore.review import operator, record_action
 
-    store = _store()
+    store = _store(_tenant(args))
     by = operator(args.by)
     if args.undo:
         removed = store.unignore(args.kind, args.id)
@@ -550,14 +622,15 @@ def cmd_ignore(args: argparse.Namespace) -> int:
 def cmd_mappings(args: argparse.Namespace) -> int:
     from deltek_procore.mapping_report import check_report, render_check, suggest
 
+    tenant = _tenant(args)
     if args.action == "check":
-        report = check_report()
+        report = check_report(tenant=tenant)
         if args.json:
             _print_json(report)
         else:
             print(render_check(report))
         return EXIT_OK if report["ok"] else EXIT_FAILED
-    path = suggest(args.out)
+    path = suggest(args.out, tenant=tenant)
     print(
         f"wrote proposed matches to {path}; review them and copy what is right into the mapping file"
     )
@@ -567,18 +640,23 @@ def cmd_mappings(args: argparse.Namespace) -> int:
 def cmd_ping(args: argparse.Namespace) -> int:
     from deltek_procore.ping import render, run_ping
 
-    report = run_ping(timeout=args.timeout)
+    tenant = _tenant(args)
+    report = run_ping(timeout=args.timeout, tenant=tenant)
     if args.json:
         _print_json(report.as_dict())
     else:
+        if not tenant.implicit:
+            print(f"tenant {tenant.name}")
         print(render(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
+    """Store the tenant's credential set, encrypted (values from a prompt or stdin)."""
     from deltek_procore.credentials import NAMES, CredentialStore, MasterKeyError
     from deltek_procore.state.store import default_state_url
 
+    tenant = _tenant(args)
     secret_words = ("SECRET", "PASSWORD")
     names = NAMES[args.system]
     values: dict[str, str] = {}
@@ -594,57 +672,102 @@ def cmd_credentials(args: argparse.Namespace) -> int:
         for line in sys.stdin:
             if "=" in line and not line.lstrip().startswith("#"):
                 key, _, value = line.strip().partition("=")
-                if key.strip() in names and value.strip():
-                    values[key.strip()] = value.strip()
+                key = key.strip().removesuffix(tenant.suffix())  # also NAME__<TENANT>=
+                if key in names and value.strip():
+                    values[key] = value.strip()
     if not values:
         raise CliError(f"no values given; expected some of {', '.join(names)}")
-    store = CredentialStore(default_state_url())
+    store = CredentialStore(default_state_url(), tenant=tenant.name)
     try:
         kept = store.get(args.system) or {}
     except MasterKeyError:
         kept = {}  # stored under another key: the values given now replace the unreadable ones
     store.set(args.system, {**kept, **values})
-    print(f"stored {len(values)} {args.system} value(s), encrypted: {', '.join(sorted(values))}")
+    print(
+        _for_tenant(tenant, f"stored {len(values)} {args.system} value(s)")
+        + f", encrypted: {', '.join(sorted(values))}"
+    )
     return EXIT_OK
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
+    from deltek_procore.connections import tenant_environment, variable
     from deltek_procore.sandbox.runner import WEBHOOK_SECRET_ENV
 
-    secret = os.environ.get(WEBHOOK_SECRET_ENV)
+    tenant = _tenant(args)
+    secret = tenant_environment(tenant).get(WEBHOOK_SECRET_ENV)
     if not secret:
-        raise CliError(f"set {WEBHOOK_SECRET_ENV} to the Authorization value Procore will send")
+        raise CliError(
+            f"set {variable(WEBHOOK_SECRET_ENV, tenant)} to the Authorization value Procore "
+            "will send"
+        )
     if args.action == "serve":
         from deltek_procore.webhooks.receiver import serve
 
         print(
-            f"receiving Procore webhooks on http://{args.host}:{args.port}/webhooks/procore",
+            _for_tenant(
+                tenant,
+                f"receiving Procore webhooks on http://{args.host}:{args.port}/webhooks/procore",
+            ),
             file=sys.stderr,
         )
-        serve(_store(), secret, host=args.host, port=args.port)
+        serve(_store(tenant), secret, host=args.host, port=args.port)
         return EXIT_OK
     from deltek_procore import connections
     from deltek_procore.webhooks.registration import register_webhooks
 
     if not args.url:
         raise CliError("--url is required: the public https URL of `webhooks serve`")
-    result = register_webhooks(connections.procore_client(), args.url, secret)
+    result = register_webhooks(connections.procore_client(tenant=tenant), args.url, secret)
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _sandbox_tenant(name: str | None) -> tuple[Tenant, str]:
+    """The tenant a sandbox pair is for, and a note when it is not in the tenants file yet
+    (`sandbox up --tenant NAME` is how a second tenant is tried before it is added)."""
+    from deltek_procore.tenants import Tenant, load_tenants, tenants_path
+
+    if name is None:
+        return _tenant(), ""
+    known = {t.name: t for t in load_tenants()}
+    if name in known:
+        return known[name], ""
+    try:
+        tenant = Tenant(name=name)
+    except ValueError as exc:
+        raise CliError(str(exc).splitlines()[-1].strip()) from None
+    where = tenants_path() or "a tenants file (DELTEK_PROCORE_TENANTS)"
+    return tenant, f"# tenant {name} is not in {where} yet: add `- name: {name}` to it"
+
+
+def sandbox_exports(env: dict[str, str], tenant: Tenant) -> dict[str, str]:
+    """The sandbox's variables as ``tenant`` reads them: suffixed ``__<TENANT>`` for a tenant
+    of the tenants file, so a second sandbox pair can feed a second tenant."""
+    from deltek_procore.tenants import TENANT_VARIABLES
+
+    if tenant.implicit:
+        return dict(env)
+    return {(k + tenant.suffix() if k in TENANT_VARIABLES else k): v for k, v in env.items()}
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from deltek_procore.sandbox.runner import start_sandbox
 
+    tenant, note = _sandbox_tenant(args.tenant)
     home = ensure_dagster_home()
+    # each tenant's sandbox writes its own mapping file
+    workdir = home if tenant.implicit else home / f"sandbox-{tenant.name}"
     receiver_store = None
     if not args.no_webhooks:
         from deltek_procore.state.store import StateStore
 
-        receiver_store = StateStore(os.environ.get("DELTEK_PROCORE_STATE_URL") or None)
+        receiver_store = StateStore(
+            os.environ.get("DELTEK_PROCORE_STATE_URL") or None, tenant=tenant.name
+        )
     box = start_sandbox(
         records=args.records, seed=args.seed, procore_port=args.procore_port,
-        deltek_port=args.deltek_port, workdir=home, receiver_store=receiver_store,
+        deltek_port=args.deltek_port, workdir=workdir, receiver_store=receiver_store,
         receiver_port=args.webhook_port, webhooks_permission=not args.no_webhooks_permission,
     )  # fmt: skip
     print(
@@ -655,7 +778,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:  # from the first line printed: a Ctrl-C as soon as the exports appear stops cleanly
         print("# paste these into your shell (sandbox credentials only; they are not secrets):")
-        for key, value in box.env.items():
+        if note:
+            print(note)
+        for key, value in sandbox_exports(box.env, tenant).items():
             print(f"export {key}='{value}'")
         if box.webhook_url and box.hook_id is not None:
             print(f"# webhook receiver: {box.webhook_url} (hook registered in the Procore sandbox)")
@@ -675,23 +800,35 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 
+    tenant = _tenant(args)
     home = ensure_dagster_home()
     # The demo's sandbox starts empty, so its state starts empty too: the default state
     # database under DAGSTER_HOME, which `make dev`, `sandbox up`, `status` and the CLI use.
     os.environ.pop("DELTEK_PROCORE_STATE_URL", None)
-    state_file = home / "deltek_procore_state.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{state_file}{suffix}").unlink(missing_ok=True)
-    print(f"starting the sandbox ({args.records} records) ...", file=sys.stderr)
-    box = start_sandbox(records=args.records, seed=args.seed, workdir=home)
+    workdir = home
+    if tenant.implicit:
+        state_file = home / "deltek_procore_state.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{state_file}{suffix}").unlink(missing_ok=True)
+    else:  # other tenants share the database: this tenant's part of it must be empty
+        if _store(tenant).status_counts():
+            raise CliError(
+                f"tenant {tenant.name} already has records in the state database under {home}; "
+                "the demo needs a tenant without any (a new tenant, or another DAGSTER_HOME)"
+            )
+        workdir = home / f"sandbox-{tenant.name}"
+    print(
+        _for_tenant(tenant, f"starting the sandbox ({args.records} records) ..."), file=sys.stderr
+    )
+    box = start_sandbox(records=args.records, seed=args.seed, workdir=workdir)
     try:
-        os.environ.update(box.env)
+        os.environ.update(sandbox_exports(box.env, tenant))
         periods = sandbox_periods(box)
         print(
             f"syncing {len(periods)} months, {periods[0]} .. {periods[-1]}, in one Dagster run ...",
             file=sys.stderr,
         )
-        ok, run_id, reports = run_sync_job(periods)
+        ok, run_id, reports = run_sync_job(periods, tenant=tenant)
         code = _summarise(reports, run_id, as_json=False, plan_only=False)
         vouchers, entries = box.deltek.ap_vouchers(), box.deltek.journal_entries()
         print(
@@ -702,7 +839,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         "\nSee the same run in the Dagster UI (lineage, partitions, checks): `make dev`, then "
         "open http://127.0.0.1:3000 .\n"
-        f"What waits for a person: DAGSTER_HOME={home} .venv/bin/deltek-procore status\n"
+        f"What waits for a person: DAGSTER_HOME={home} .venv/bin/deltek-procore status"
+        + ("" if tenant.implicit else f" --tenant {tenant.name}")
+        + "\n"
         "To run more syncs, start `deltek-procore sandbox up` in another terminal and paste "
         "its exports first."
     )
@@ -823,7 +962,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=2000)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_demo)
+    for name, command in sub.choices.items():
+        command.add_argument(
+            "--tenant",
+            metavar="NAME",
+            help=TENANT_HELP.get(name, "the tenant to act on (default: the only one configured)"),
+        )
     return parser
+
+
+TENANT_HELP = {
+    "status": "one tenant's records (default: every tenant, one section each)",
+    "credentials": "the tenant whose credentials these are (default: the only one configured)",
+    "sandbox": "print the variables suffixed for this tenant (NAME__...), for a second "
+    "sandbox pair; the tenant need not be in the tenants file yet",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -841,12 +994,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from deltek_procore.connections import ConfigurationError
         from deltek_procore.credentials import CredentialsError
         from deltek_procore.mapping.config import MappingFileError
+        from deltek_procore.tenants import TenantsFileError
 
         if isinstance(exc, MappingFileError):
             for line in exc.messages:
                 print(f"deltek-procore: {line}", file=sys.stderr)
             return EXIT_USAGE
-        if isinstance(exc, (CliError, ConfigurationError, CredentialsError, ValueError)):
+        if isinstance(
+            exc, (CliError, ConfigurationError, CredentialsError, TenantsFileError, ValueError)
+        ):
             # bad input: a period, an id, a file, a variable; the message says which
             print(f"deltek-procore: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -18,6 +18,7 @@ from deltek_procore.mapping.matching import match_projects, match_vendors
 from deltek_procore.mapping.rules import gl_rule_warnings
 from deltek_procore.pipeline import reference
 from deltek_procore.state.store import StateStore
+from deltek_procore.tenants import DEFAULT_TENANT, Tenant
 
 RELEVANT = {
     "requisition": {"approved", "approved_as_noted", "under_review", "pending_owner_approval"},
@@ -28,17 +29,23 @@ RELEVANT = {
 }
 
 
-def _refresh(store: StateStore) -> Any:
+def _refresh(store: StateStore, tenant: Tenant | None) -> Any:
     from deltek_procore.cli import refresh_procore
 
-    mapping = load_mapping()
-    refresh_procore(connections.procore_client(), store)
-    deltek = connections.deltek_client()
+    mapping = load_mapping(env=connections.tenant_environment(tenant))
+    refresh_procore(connections.procore_client(tenant=tenant), store)
+    deltek = connections.deltek_client(tenant=tenant)
     reference.refresh_deltek(deltek, store)
     return mapping
 
 
-def check_report(store: StateStore | None = None) -> dict[str, Any]:
+def _store(store: StateStore | None, tenant: Tenant | None) -> StateStore:
+    return store or StateStore(tenant=tenant.name if tenant else DEFAULT_TENANT)
+
+
+def check_report(
+    store: StateStore | None = None, *, tenant: Tenant | None = None
+) -> dict[str, Any]:
     """What `mappings check` found, as data (`--json` prints it as is).
 
     GL accounts come in three groups: `confirmed` (seen in Deltek's GLSummary), `not yet
@@ -46,9 +53,10 @@ def check_report(store: StateStore | None = None) -> dict[str, Any]:
     error, Deltek validates them when the first batch on them posts) and `inactive` (listed
     with an inactive Status: records on them will be quarantined).
     """
-    store = store or StateStore()
-    mapping = _refresh(store)
-    rule_warnings = gl_rule_warnings(load_mapping_located())  # warnings, never gaps
+    store = _store(store, tenant)
+    mapping = _refresh(store, tenant)
+    located = load_mapping_located(env=connections.tenant_environment(tenant))
+    rule_warnings = gl_rule_warnings(located)  # warnings, never gaps
     projects = reference.build_project_map(store, mapping)
     vendors = reference.build_vendor_map(store, mapping, None, create=False)
     gl = reference.build_gl_map(store, mapping, statuses=RELEVANT)
@@ -146,19 +154,21 @@ def _accounts(accounts: list[str]) -> str:
     return ", ".join(accounts) if accounts else "none"
 
 
-def check(store: StateStore | None = None) -> tuple[str, bool]:
+def check(store: StateStore | None = None, *, tenant: Tenant | None = None) -> tuple[str, bool]:
     """Which pairs, projects and vendors that approved or open spend uses have no rule or match.
 
     Accounts not yet used in Deltek are listed, never counted as a gap.
     """
-    report = check_report(store)
+    report = check_report(store, tenant=tenant)
     return render_check(report), report["ok"]
 
 
-def suggest(out_path: str, store: StateStore | None = None) -> Path:
+def suggest(
+    out_path: str, store: StateStore | None = None, *, tenant: Tenant | None = None
+) -> Path:
     """Write proposed project and vendor matches (and unmapped pairs) for a person to confirm."""
-    store = store or StateStore()
-    mapping = _refresh(store)
+    store = _store(store, tenant)
+    mapping = _refresh(store, tenant)
     procore_projects = [r.payload for r in store.staged("project")]
     deltek_projects = store.get_reference("deltek_projects", [])
     used = reference.vendors_in_use(store)

@@ -20,11 +20,13 @@ from email.message import EmailMessage
 
 import requests
 
-from deltek_procore.pipeline.daily_summary import DailySummary
+from deltek_procore.pipeline.daily_summary import DailySummary, TenantSummaries
 
 log = logging.getLogger(__name__)
 PREFIX = "DELTEK_PROCORE_NOTIFY_"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: one tenant's summary, or every tenant's grouped by tenant
+Summary = DailySummary | TenantSummaries
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Delivery:
     detail: str
 
 
-def _smtp(summary: DailySummary, env: Mapping[str, str]) -> Delivery:
+def _smtp(summary: Summary, env: Mapping[str, str]) -> Delivery:
     host = env[f"{PREFIX}SMTP_HOST"]
     port = int(env.get(f"{PREFIX}SMTP_PORT") or 587)
     recipients = [a.strip() for a in (env.get(f"{PREFIX}SMTP_TO") or "").split(",") if a.strip()]
@@ -61,7 +63,7 @@ def _smtp(summary: DailySummary, env: Mapping[str, str]) -> Delivery:
     return Delivery("smtp", True, f"sent to {len(recipients)} recipient(s) via {host}:{port}")
 
 
-def _webhook(summary: DailySummary, env: Mapping[str, str]) -> Delivery:
+def _webhook(summary: Summary, env: Mapping[str, str]) -> Delivery:
     url = env[f"{PREFIX}WEBHOOK_URL"]
     where = url.split("?", 1)[0].rsplit("/", 1)[0]  # a webhook URL's last segment is its secret
     try:
@@ -75,7 +77,7 @@ def _webhook(summary: DailySummary, env: Mapping[str, str]) -> Delivery:
     return Delivery("webhook", True, f"posted to {where}/…")
 
 
-def send(summary: DailySummary, env: Mapping[str, str]) -> list[Delivery]:
+def send(summary: Summary, env: Mapping[str, str]) -> list[Delivery]:
     """Every configured channel; [] when none is configured (UI only)."""
     out: list[Delivery] = []
     if env.get(f"{PREFIX}SMTP_HOST"):

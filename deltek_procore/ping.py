@@ -21,7 +21,12 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
-from deltek_procore.connections import ConfigurationError, deltek_settings, procore_settings
+from deltek_procore.connections import (
+    ConfigurationError,
+    deltek_settings,
+    procore_settings,
+    tenant_environment,
+)
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings, to_decimal
 from deltek_procore.deltek.errors import DeltekError
 from deltek_procore.http.secrets import scrub
@@ -36,6 +41,7 @@ from deltek_procore.mapping.accounts import (
 from deltek_procore.mapping.config import MappingFileError, load_mapping
 from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
 from deltek_procore.procore.errors import ProcoreError
+from deltek_procore.tenants import Tenant
 from deltek_procore.webhooks.access import HOOK_NAMESPACE, PERMISSION_FIX, unavailable_reason
 
 System = Literal["procore", "deltek"]
@@ -130,14 +136,17 @@ class PingReport:
 # ------------------------------------------------------------------------------ entry
 
 
-def run_ping(env: Mapping[str, str] | None = None, timeout: float = 10.0) -> PingReport:
-    """Check both systems (in parallel) and return every step's outcome."""
+def run_ping(
+    env: Mapping[str, str] | None = None, timeout: float = 10.0, *, tenant: Tenant | None = None
+) -> PingReport:
+    """Check both systems (in parallel) and return every step's outcome; with ``tenant``,
+    that tenant's credentials and mapping file (connections.tenant_environment)."""
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ping") as pool:
-        procore = pool.submit(check_procore, env, timeout)
-        deltek = pool.submit(check_deltek, env, timeout)
+        procore = pool.submit(check_procore, env, timeout, tenant=tenant)
+        deltek = pool.submit(check_deltek, env, timeout, tenant=tenant)
         checks = procore.result() + deltek.result()
-    secrets = _secret_values(env)
+    secrets = _secret_values(env, tenant)
     checks = [_scrubbed(check, secrets) for check in checks]
     return PingReport(checks=checks, elapsed_s=time.monotonic() - started)
 
@@ -173,12 +182,14 @@ class _Steps:
         return ok is not False
 
 
-def check_procore(env: Mapping[str, str] | None = None, timeout: float = 10.0) -> list[Check]:
+def check_procore(
+    env: Mapping[str, str] | None = None, timeout: float = 10.0, *, tenant: Tenant | None = None
+) -> list[Check]:
     """Procore: configuration, token, company, permitted projects, the tools the sync reads."""
     try:
-        settings = procore_settings(env)
+        settings = procore_settings(env, tenant=tenant)
     except ConfigurationError as exc:
-        return [Check("procore", "configuration", False, str(exc), _config_fix("procore"))]
+        return [Check("procore", "configuration", False, str(exc), _config_fix("procore", tenant))]
     settings = fast_settings(settings, timeout)
     steps = _Steps("procore", lambda exc, took: explain_procore_error(exc, settings, timeout, took))
     mismatch = procore_environment_problem(settings.auth_url, settings.api_url)
@@ -400,12 +411,15 @@ def _total(headers: Mapping[str, str], fallback: int) -> int:
 # ------------------------------------------------------------------------------ Deltek
 
 
-def check_deltek(env: Mapping[str, str] | None = None, timeout: float = 10.0) -> list[Check]:
+def check_deltek(
+    env: Mapping[str, str] | None = None, timeout: float = 10.0, *, tenant: Tenant | None = None
+) -> list[Check]:
     """Deltek: configuration, sign-in, tenant, hubs, chart of accounts, amount visibility."""
     try:
-        settings = deltek_settings(env)
+        settings = deltek_settings(env, tenant=tenant)
     except ConfigurationError as exc:
-        return [Check("deltek", "configuration", False, str(exc), _config_fix("deltek"))]
+        return [Check("deltek", "configuration", False, str(exc), _config_fix("deltek", tenant))]
+    view = tenant_environment(tenant, env)  # the tenant's mapping file
     settings = fast_settings(settings, timeout)
     steps = _Steps("deltek", lambda exc, took: explain_deltek_error(exc, settings, timeout, took))
     root = urlsplit(settings.api_url).path.rstrip("/")
@@ -424,7 +438,7 @@ def check_deltek(env: Mapping[str, str] | None = None, timeout: float = 10.0) ->
     steps.run("tenant", lambda: _deltek_tenant(client))
     steps.run("firm hub", lambda: _deltek_firms(client))
     steps.run("project hub", lambda: _deltek_projects(client))
-    steps.run("GL accounts", lambda: _deltek_accounts(client, env))
+    steps.run("GL accounts", lambda: _deltek_accounts(client, view))
     steps.run("amount visibility", lambda: _deltek_visibility(client))
     return steps.checks
 
@@ -735,10 +749,15 @@ def render(report: PingReport, colour: bool | None = None, width: int | None = N
 _UNEXPECTED_FIX = "re-run ping; if it persists, report it with the detail above"
 
 
-def _config_fix(system: str) -> str:
+def _config_fix(system: str, tenant: Tenant | None = None) -> str:
+    if tenant is None or tenant.implicit:
+        return (
+            f"set the {system.upper()}_* environment variables or run "
+            f"`deltek-procore credentials set {system}`"
+        )
     return (
-        f"set the {system.upper()}_* environment variables or run "
-        f"`deltek-procore credentials set {system}`"
+        f"set the {system.upper()}_*{tenant.suffix()} environment variables or run "
+        f"`deltek-procore credentials set {system} --tenant {tenant.name}`"
     )
 
 
@@ -746,8 +765,9 @@ def _short_sleep(seconds: float) -> None:
     time.sleep(min(max(seconds, 0.0), MAX_SLEEP_S))
 
 
-def _secret_values(env: Mapping[str, str] | None) -> list[str]:
-    """Every secret ping could know of (env values and resolved settings), longest first."""
+def _secret_values(env: Mapping[str, str] | None, tenant: Tenant | None = None) -> list[str]:
+    """Every secret ping could know of (env values, every tenant's, and the resolved
+    settings), longest first."""
     source = os.environ if env is None else env
     found = {
         value
@@ -756,7 +776,7 @@ def _secret_values(env: Mapping[str, str] | None) -> list[str]:
     }
     for build in (procore_settings, deltek_settings):
         try:
-            settings = build(env)
+            settings = build(env, tenant=tenant)
         except (ConfigurationError, ValueError):
             continue
         for name in ("client_secret", "password"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltek_procore import connections
 from deltek_procore.mapping.config import load_mapping, mapping_hash
 from deltek_procore.pipeline.ingest import parse
 from deltek_procore.pipeline.postings import settings_from
@@ -18,6 +19,7 @@ from deltek_procore.posting.documents import JournalEntry, Quarantine, Voucher
 from deltek_procore.posting.plan import Candidate, plan
 from deltek_procore.posting.translate import translate
 from deltek_procore.state.store import StateStore
+from deltek_procore.tenants import DEFAULT_TENANT, Tenant
 
 WHY = {
     "posted": "posted by this connector",
@@ -47,9 +49,20 @@ def _load(kind: str, record_id: int, store: StateStore) -> tuple[Any, Any]:
     return staged[0], parse(kind, staged[0].payload)
 
 
-def explain(kind: str, record_id: int, store: StateStore | None = None) -> str:
-    store = store or StateStore()
-    mapping = load_mapping()
+def _store(store: StateStore | None, tenant: Tenant | None) -> StateStore:
+    return store or StateStore(tenant=tenant.name if tenant else DEFAULT_TENANT)
+
+
+def _mapping(tenant: Tenant | None) -> Any:
+    """The tenant's mapping file (its DELTEK_PROCORE_MAPPINGS, else mappings.yaml)."""
+    return load_mapping(env=connections.tenant_environment(tenant))
+
+
+def explain(
+    kind: str, record_id: int, store: StateStore | None = None, *, tenant: Tenant | None = None
+) -> str:
+    store = _store(store, tenant)
+    mapping = _mapping(tenant)
     digest = mapping_hash(mapping)
     staged, record = _load(kind, record_id, store)
     ctx = mapping_context(store, mapping, digest)
@@ -111,23 +124,25 @@ def _describe(doc: Voucher | JournalEntry | Quarantine) -> list[str]:
     return [head, *lines]
 
 
-def replay(kind: str, record_id: int, store: StateStore | None = None) -> str:
-    """Run the write protocol for this one record now (never posts twice: it looks up first)."""
-    from deltek_procore import connections
+def replay(
+    kind: str, record_id: int, store: StateStore | None = None, *, tenant: Tenant | None = None
+) -> str:
+    """Run the write protocol for this one record now (never posts twice: it looks up first),
+    with ``tenant``'s Deltek, mapping file and store."""
     from deltek_procore.pipeline.postings import run_postings
 
-    store = store or StateStore()
+    store = _store(store, tenant)
     staged, _record = _load(kind, record_id, store)
     latest = store.latest(kind, [record_id]).get(record_id)
     if latest is not None and latest.status in ("aborted", "failed"):
         store.update_ledger([latest.id], status="failed", attempts=0)
     report = run_postings(
         store=store,
-        deltek=connections.deltek_client(),
-        mapping=load_mapping(),
+        deltek=connections.deltek_client(tenant=tenant),
+        mapping=_mapping(tenant),
         kinds=[kind],
         periods=[staged.period],
-        tenant=connections.tenant_key(),
+        tenant=connections.tenant_key(tenant=tenant),
         ids=[record_id],
         release=frozenset({(kind, int(record_id))}),
     )

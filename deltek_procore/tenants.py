@@ -34,6 +34,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TENANTS_ENV = "DELTEK_PROCORE_TENANTS"
+#: Set in the view :meth:`Tenant.environment` returns for a tenant of the file: which tenant
+#: the view is of, so a builder handed only the view (connections.procore_client(env)) still
+#: scopes stored credentials and names variables for that tenant.
+TENANT_NAME_ENV = "DELTEK_PROCORE_TENANT"
 DEFAULT_TENANT = "default"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
@@ -143,6 +147,8 @@ class Tenant(BaseModel):
             value = env.get(variable + self.suffix())
             if value:
                 out[variable] = value
+        if not self.implicit:
+            out[TENANT_NAME_ENV] = self.name
         return out
 
 

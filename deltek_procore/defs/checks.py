@@ -8,16 +8,18 @@
 - `ledger_complete` (per accounting month, on both posting assets): fails when an
   approved Procore record of the month has no ledger row at all.
 
-Register with `dg.Definitions(asset_checks=completeness_checks(), ...)`.
+`build_checks(scope)` makes them for one tenant (the factory registers them);
+`completeness_checks()` are the implicit tenant's.
 """
 
 # No `from __future__ import annotations`: Dagster reads resource annotations at runtime.
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
-from deltek_procore.defs.partitions import accounting_months
 from deltek_procore.defs.resources import MappingResource, ProcoreResource, StateStoreResource
+from deltek_procore.defs.scope import TenantScope
 from deltek_procore.pipeline.completeness import check_deliveries, missing_from_ledger
 from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS
 from deltek_procore.procore.errors import ProcoreError
@@ -53,14 +55,10 @@ def _table(rows: list[dict[str, Any]], schema: dg.TableSchema) -> dg.TableMetada
     )
 
 
-@dg.asset_check(
-    asset="procore_direct_costs",
-    name="webhook_deliveries",
-    description="Procore's delivery history for our hook: every event reached the receiver.",
-)
-def webhook_deliveries(procore: ProcoreResource, state: StateStoreResource) -> dg.AssetCheckResult:
+def deliveries_result(found_of: Callable[[], Any]) -> dg.AssetCheckResult:
+    """webhook_deliveries' result from Procore's delivery history (read by `found_of`)."""
     try:
-        found = check_deliveries(procore.client(), state.store())
+        found = found_of()
     except ProcoreError as exc:  # Procore down or refusing: report it, never fail the run
         status = exc.status if exc.status is not None else "no response"
         return _warning(
@@ -108,52 +106,87 @@ def _warning(detail: str, passed: bool = True) -> dg.AssetCheckResult:
     )
 
 
-def _ledger_check(asset: str, kinds: tuple[str, ...]) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=asset,
-        name="ledger_complete",
-        partitions_def=accounting_months,
-        description="Every approved Procore record of the month has a ledger row.",
-    )
-    def _check(
-        context: dg.AssetCheckExecutionContext,
-        state: StateStoreResource,
-        mapping: MappingResource,
-    ) -> dg.AssetCheckResult:
-        partitioned = context.has_partition_key or context.has_partition_key_range
-        periods = list(context.partition_keys) if partitioned else None
-        types = mapping.load().defaults.direct_cost_types
-        gaps = missing_from_ledger(state.store(), periods, kinds=kinds, direct_cost_types=types)
-        return dg.AssetCheckResult(
-            passed=not gaps,
-            description=f"{len(gaps)} approved record(s) of {_describe(periods)} have no ledger "
-            "row: " + ", ".join(f"{g.kind} {g.record_id}" for g in gaps[:10])
-            if gaps
-            else f"every approved record of {_describe(periods)} is in the ledger",
-            metadata={
-                "periods": _describe(periods),
-                "missing": len(gaps),
-                "detail": dg.MetadataValue.md(
-                    "\n".join(f"- {g.kind} {g.record_id} ({g.period})" for g in gaps[:20])
-                    or "every approved record is in the ledger"
-                ),
-                "table": _table([g.row() for g in gaps], GAP_SCHEMA),
-            },
-        )
-
-    return _check
-
-
 def _describe(periods: list[str] | None) -> str:
     if not periods:
         return "all"
     return ", ".join(periods) if len(periods) < 4 else f"{periods[0]}..{periods[-1]}"
 
 
-ap_ledger_complete = _ledger_check("deltek_ap_invoices", AP_KINDS)
-je_ledger_complete = _ledger_check("deltek_commitment_journal_entries", JE_KINDS)
+def build_checks(scope: TenantScope) -> list[dg.AssetChecksDefinition]:
+    """The completeness checks of one tenant, on its own assets and months."""
+    tenant = scope.tenant
+
+    @dg.asset_check(
+        asset=scope.key("procore_direct_costs"),
+        name="webhook_deliveries",
+        description="Procore's delivery history for our hook: every event reached the receiver.",
+    )
+    def webhook_deliveries(
+        procore: ProcoreResource, state: StateStoreResource
+    ) -> dg.AssetCheckResult:
+        return deliveries_result(
+            lambda: check_deliveries(procore.client(tenant), state.store(tenant))
+        )
+
+    def ledger_check(asset: str, kinds: tuple[str, ...]) -> dg.AssetChecksDefinition:
+        @dg.asset_check(
+            asset=scope.key(asset),
+            name="ledger_complete",
+            partitions_def=scope.partitions,
+            description="Every approved Procore record of the month has a ledger row.",
+        )
+        def _check(
+            context: dg.AssetCheckExecutionContext,
+            state: StateStoreResource,
+            mapping: MappingResource,
+        ) -> dg.AssetCheckResult:
+            partitioned = context.has_partition_key or context.has_partition_key_range
+            periods = list(context.partition_keys) if partitioned else None
+            types = mapping.load(tenant).defaults.direct_cost_types
+            gaps = missing_from_ledger(
+                state.store(tenant), periods, kinds=kinds, direct_cost_types=types
+            )
+            return ledger_result(gaps, periods)
+
+        return _check
+
+    return [
+        webhook_deliveries,
+        ledger_check("deltek_ap_invoices", AP_KINDS),
+        ledger_check("deltek_commitment_journal_entries", JE_KINDS),
+    ]
+
+
+def ledger_result(gaps: list[Any], periods: list[str] | None) -> dg.AssetCheckResult:
+    """ledger_complete's result: the approved records of `periods` without a ledger row."""
+    return dg.AssetCheckResult(
+        passed=not gaps,
+        description=f"{len(gaps)} approved record(s) of {_describe(periods)} have no ledger "
+        "row: " + ", ".join(f"{g.kind} {g.record_id}" for g in gaps[:10])
+        if gaps
+        else f"every approved record of {_describe(periods)} is in the ledger",
+        metadata={
+            "periods": _describe(periods),
+            "missing": len(gaps),
+            "detail": dg.MetadataValue.md(
+                "\n".join(f"- {g.kind} {g.record_id} ({g.period})" for g in gaps[:20])
+                or "every approved record is in the ledger"
+            ),
+            "table": _table([g.row() for g in gaps], GAP_SCHEMA),
+        },
+    )
 
 
 def completeness_checks() -> list[dg.AssetChecksDefinition]:
-    """The checks for `definitions.py` (asset_checks=...)."""
-    return [webhook_deliveries, ap_ledger_complete, je_ledger_complete]
+    """The implicit tenant's checks (as `definitions.py` registered them before tenants)."""
+    from deltek_procore.defs.tenant import implicit_parts
+
+    return list(implicit_parts().checks)
+
+
+def __getattr__(name: str) -> Any:
+    """The implicit tenant's checks under their names before tenants."""
+    index = {"webhook_deliveries": 0, "ap_ledger_complete": 1, "je_ledger_complete": 2}
+    if name not in index:
+        raise AttributeError(name)
+    return completeness_checks()[index[name]]

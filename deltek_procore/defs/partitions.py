@@ -1,20 +1,22 @@
-"""Accounting months: the posting assets' partitions (keys like "2026-10")."""
+"""Accounting months: the posting assets' partitions (keys like "2026-10"), one set per tenant
+(`TenantScope.partitions`, from the tenant's first month)."""
 
 from __future__ import annotations
 
 import os
 
-import dagster as dg
+from deltek_procore.defs.scope import DEFAULT_START_MONTH, START_MONTH_ENV
 
-START_MONTH_ENV = "DELTEK_PROCORE_START_MONTH"
-DEFAULT_START_MONTH = "2024-01"
+__all__ = ["DEFAULT_START_MONTH", "START_MONTH_ENV", "start_month"]
 
 
 def start_month() -> str:
     return os.environ.get(START_MONTH_ENV) or DEFAULT_START_MONTH
 
 
-# end_offset=1: the month in progress is a partition too, so this month's spend posts now.
-accounting_months = dg.MonthlyPartitionsDefinition(
-    start_date=start_month(), fmt="%Y-%m", end_offset=1
-)
+def __getattr__(name: str):
+    if name == "accounting_months":  # the implicit tenant's, as before tenants
+        from deltek_procore.defs.tenant import implicit_parts
+
+        return implicit_parts().scope.partitions
+    raise AttributeError(name)

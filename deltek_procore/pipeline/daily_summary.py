@@ -2,12 +2,15 @@
 
 Grouped per project and reason, with amounts, so the AP clerk sees in one message what to
 fix and where. Plain data and markdown; sending it is `deltek_procore.notify`'s job.
+
+A deployment of several tenants gets one summary grouped by tenant (:func:`build_tenants`);
+with one tenant it is that tenant's summary, word for word.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 from deltek_procore.posting.documents import AP_KINDS, JE_KINDS
 from deltek_procore.state.states import State
 from deltek_procore.state.store import StateStore
+from deltek_procore.tenants import Tenant, load_tenants
 
 WAITING = (
     State.QUARANTINED,
@@ -141,3 +145,69 @@ def build(store: StateStore, kinds: Sequence[str] = (*AP_KINDS, *JE_KINDS)) -> D
     order = {str(s): i for i, s in enumerate(WAITING)}
     ranked = sorted(groups.values(), key=lambda g: (order[g.state], g.project, -g.count))
     return DailySummary(ranked)
+
+
+@dataclass
+class TenantSummaries:
+    """Every tenant's summary, in tenants-file order; the same face as :class:`DailySummary`
+    (subject, markdown, text, counts), so the Dagster asset and the notifiers take either."""
+
+    by_tenant: dict[str, DailySummary]
+
+    @property
+    def total(self) -> int:
+        return sum(s.total for s in self.by_tenant.values())
+
+    def _only(self) -> DailySummary | None:
+        return next(iter(self.by_tenant.values())) if len(self.by_tenant) == 1 else None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for summary in self.by_tenant.values():
+            for state, n in summary.counts().items():
+                out[state] += n
+        return dict(out)
+
+    def subject(self) -> str:
+        only = self._only()
+        if only is not None:
+            return only.subject()
+        if not self.total:
+            return "deltek-procore: nothing waits for a person"
+        parts = ", ".join(f"{name} {s.total}" for name, s in self.by_tenant.items() if s.total)
+        return f"deltek-procore: {self.total} record(s) wait ({parts})"
+
+    def markdown(self, limit: int = 100) -> str:
+        only = self._only()
+        if only is not None:
+            return only.markdown(limit)
+        return "\n\n".join(
+            f"### tenant {name}: {s.total} waiting\n\n{s.markdown(limit)}"
+            for name, s in self.by_tenant.items()
+        )
+
+    def text(self) -> str:
+        only = self._only()
+        if only is not None:
+            return only.text()
+        out = [self.subject(), ""]
+        for name, summary in self.by_tenant.items():
+            out += [f"=== tenant {name} ===", summary.text()]
+        return "\n".join(out)
+
+
+def build_tenants(
+    stores: Mapping[str, StateStore], kinds: Sequence[str] = (*AP_KINDS, *JE_KINDS)
+) -> TenantSummaries:
+    """One summary per tenant (``stores``: each tenant's scoped store), grouped by tenant."""
+    return TenantSummaries({name: build(store, kinds) for name, store in stores.items()})
+
+
+def build_every_tenant(
+    url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    tenants: Sequence[Tenant] | None = None,
+) -> TenantSummaries:
+    """The summary of every configured tenant, from the state database at ``url``."""
+    tenants = load_tenants(env) if tenants is None else tenants
+    return build_tenants({t.name: StateStore(url, tenant=t.name) for t in tenants})
