@@ -968,6 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help=TENANT_HELP.get(name, "the tenant to act on (default: the only one configured)"),
         )
+    add_tenants_parser(sub)  # after the loop: `tenants` names its tenant as an argument
     return parser
 
 
@@ -1008,6 +1009,133 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         print(f"deltek-procore: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+# ---- tenants: list them, add one (issue 14) ----------------------------------------------
+def add_tenants_parser(sub: Any) -> None:
+    p = sub.add_parser("tenants", help="list the tenants, or add one to the tenants file")
+    p.add_argument("action", choices=("list", "add"))
+    p.add_argument("name", nargs="?", help="add: the new tenant's short name (lower case)")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="add: point the tenant at a sandbox pair of its own (own credentials), sync its "
+        "two years beside today's tenant (kept as `default`) and print what was posted",
+    )
+    p.add_argument("--procore-company-id")
+    p.add_argument("--procore-api-url", help="default https://api.procore.com")
+    p.add_argument("--procore-auth-url", help="default https://login.procore.com/oauth/token")
+    p.add_argument("--deltek-api-url", help="e.g. https://acme.deltekfirst.com/ACME/api")
+    p.add_argument("--deltek-database")
+    p.add_argument("--mappings", help="the tenant's mapping file")
+    p.add_argument("--start-month", help="first monthly partition, YYYY-MM")
+    p.add_argument("--nightly-cron")
+    p.add_argument("--timezone")
+    p.add_argument("--records", type=int, default=2000, help="--sandbox: seeded records")
+    p.add_argument("--seed", type=int, default=42, help="--sandbox: same seed, same ids")
+    p.set_defaults(func=cmd_tenants)
+
+
+def cmd_tenants(args: argparse.Namespace) -> int:
+    from deltek_procore import tenant_admin
+    from deltek_procore.tenants import load_tenants
+
+    if args.action == "list":
+        rows = [
+            {
+                "tenant": t.name,
+                "procore company": t.procore_company_id or "(env)",
+                "deltek": t.deltek_api_url or "(env)",
+                "database": t.deltek_database or "(env)",
+                "mappings": t.mappings or "(env)",
+            }
+            for t in load_tenants()
+        ]
+        print(_table(rows, list(rows[0])))
+        return EXIT_OK
+    if not args.name:
+        raise CliError("tenants add: name the new tenant (lower case letters, digits, '_')")
+    ensure_dagster_home()
+    path = tenant_admin.tenants_file_path()
+    if args.sandbox:
+        return _add_sandbox_tenant(args, path)
+    given = {
+        "procore_company_id": args.procore_company_id,
+        "deltek_api_url": args.deltek_api_url,
+        "deltek_database": args.deltek_database,
+    }
+    missing = ["--" + k.replace("_", "-") for k, v in given.items() if not v]
+    if missing:
+        raise CliError(f"tenants add {args.name}: {', '.join(missing)} required (or --sandbox)")
+    mappings = str(Path(args.mappings).resolve()) if args.mappings else None
+    tenant = tenant_admin.add_tenant(
+        path,
+        {
+            "name": args.name, **given, "procore_api_url": args.procore_api_url,
+            "procore_auth_url": args.procore_auth_url, "mappings": mappings,
+            "start_month": args.start_month, "nightly_cron": args.nightly_cron,
+            "timezone": args.timezone,
+        },
+    )  # fmt: skip
+    print(f"added tenant {tenant.name} to {path}")
+    print(
+        f"its credentials: set {', '.join(tenant_admin.secret_variables(tenant))}, or run "
+        f"`deltek-procore credentials set procore --tenant {tenant.name}` (and deltek)"
+    )
+    print(f"then: export DELTEK_PROCORE_TENANTS={path}; deltek-procore ping --tenant {tenant.name}")
+    return EXIT_OK
+
+
+def _add_sandbox_tenant(args: argparse.Namespace, path: Path) -> int:
+    """The demo's second company: its own sandbox pair, in the tenants file, synced."""
+    from deltek_procore import tenant_admin
+    from deltek_procore.sandbox.runner import sandbox_credentials, sandbox_periods, start_sandbox
+    from deltek_procore.tenants import TENANTS_ENV, Tenant, clear_cache
+
+    Tenant(name=args.name)  # a bad name fails before a sandbox starts
+    home = ensure_dagster_home()
+    print(f"starting {args.name}'s own sandbox ({args.records} records) ...", file=sys.stderr)
+    box = start_sandbox(
+        records=args.records, seed=args.seed, workdir=home / f"sandbox-{args.name}",
+        credentials=sandbox_credentials(args.name),
+    )  # fmt: skip
+    try:
+        periods = sandbox_periods(box)
+        env = box.env
+        tenant = tenant_admin.add_tenant(
+            path,
+            {
+                "name": args.name, "procore_company_id": env["PROCORE_COMPANY_ID"],
+                "procore_api_url": env["PROCORE_API_URL"],
+                "procore_auth_url": env["PROCORE_AUTH_URL"],
+                "deltek_api_url": env["DELTEK_API_URL"],
+                "deltek_database": env["DELTEK_DATABASE"], "mappings": str(box.mappings_path),
+                "start_month": periods[0],
+            },
+        )  # fmt: skip
+        os.environ[TENANTS_ENV] = str(path)
+        clear_cache()
+        for variable in tenant_admin.SECRET_VARIABLES:  # this process only; never written
+            os.environ[variable + tenant.suffix()] = env[variable]
+        print(
+            f"added tenant {tenant.name} to {path}; syncing its {len(periods)} months, "
+            f"{periods[0]} .. {periods[-1]}, in one Dagster run ...",
+            file=sys.stderr,
+        )
+        ok, run_id, reports = run_sync_job(periods, tenant=tenant)
+        code = _summarise(reports, run_id, as_json=False, plan_only=False)
+        print(
+            f"\n{tenant.name}'s Deltek sandbox now holds {len(box.deltek.ap_vouchers())} AP "
+            f"vouchers and {len(box.deltek.journal_entries())} journal entries."
+        )
+    finally:
+        box.stop()
+    print(
+        f"\nBoth companies, side by side: DELTEK_PROCORE_TENANTS={path} make dev\n"
+        f"What waits for a person, by tenant: DELTEK_PROCORE_TENANTS={path} "
+        f"DAGSTER_HOME={home} .venv/bin/deltek-procore status"
+    )
+    return code
 
 
 if __name__ == "__main__":
