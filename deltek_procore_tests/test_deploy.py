@@ -13,17 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from deltek_procore.tenant_admin import SECRET_VARIABLES
 from deltek_procore.tenants import TENANT_VARIABLES, TENANTS_ENV, clear_cache, load_tenants
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-SECRET_BASES = {
-    "PROCORE_CLIENT_ID",
-    "PROCORE_CLIENT_SECRET",
-    "DELTEK_USERNAME",
-    "DELTEK_PASSWORD",
-    "DELTEK_CLIENT_ID",
-    "DELTEK_CLIENT_SECRET",
-}
+SECRET_BASES = set(SECRET_VARIABLES)
 
 
 def _env_example() -> dict[str, str]:
