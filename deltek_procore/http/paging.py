@@ -47,6 +47,16 @@ def _positive(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+def announced_total(headers: Mapping[str, str]) -> int | None:
+    """The listing's `Total` header as a count (0 included), None when absent or not a number."""
+    value = headers.get("Total") if headers else None
+    try:
+        number = int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and number >= 0 else None
+
+
 def next_page(page: Page, number: int, per_page: int) -> int | None:
     """Which page to read after page `number`, or None when it was the last."""
     if not page.items:
@@ -69,19 +79,25 @@ class LinkPaginator:
     With `wanted` (the record keys an id filter asked for), only those rows are
     yielded (a server that ignores the filter costs calls, not correctness) and the
     read ends once all came. `repeated` (optional) is called when a page of repeats
-    ends the listing.
+    ends the listing. `counted` (optional) is called at the end of a whole listing with
+    the rows read and the `Total` its first page announced (None without one): Procore's
+    own count, read from another header than the paging, to compare with.
     """
 
     fetch: Callable[[int, int], Page]
     per_page: int
     wanted: set[str] | None = None
     repeated: Callable[[], None] | None = None
+    counted: Callable[[int, int | None], None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
         seen: set[str] = set()
         number = 1
+        total: int | None = None
         while True:
             page = self.fetch(number, self.per_page)
+            if number == 1:
+                total = announced_total(page.headers)
             fresh = []
             for item in page.items:
                 key = record_key(item)
@@ -91,14 +107,16 @@ class LinkPaginator:
             if page.items and not fresh:
                 if self.repeated is not None:
                     self.repeated()
-                return
+                break
             yield from (item for item in fresh if self._asked(item))
             if self.wanted is not None and self.wanted <= seen:
-                return
+                return  # an id read stops early: no whole-listing count to compare
             following = next_page(page, number, self.per_page)
             if following is None:
-                return
+                break
             number = following
+        if self.counted is not None and self.wanted is None:
+            self.counted(len(seen), total)
 
     def _asked(self, item: Any) -> bool:
         if self.wanted is None or not isinstance(item, Mapping) or item.get("id") is None:

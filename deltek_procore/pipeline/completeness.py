@@ -1,6 +1,10 @@
 """Provable completeness: what should be in Deltek but is not, and what Procore never sent.
 
-Two independent questions, each answered from a source the connector does not control:
+Three independent questions, each answered from a source the connector does not control:
+- `read_counts`: did each Procore listing yield as many rows as Procore's own `Total` for
+  the same filters? Paging never trusts `Total` (`http.paging`); this check does, as a
+  second count to compare with, so a read cut short (a truncated page taken for the last)
+  or a count that disagrees fails instead of passing silently;
 - `missing_from_ledger`: approved Procore records (as staged) that have no ledger row,
   i.e. no sync has even decided about them (quarantined records do have a row);
 - `undelivered_events`: Procore's own delivery history for our hook, failing and
@@ -17,7 +21,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from deltek_procore.pipeline.ingest import POSTABLE_KINDS
+from deltek_procore.pipeline.ingest import POSTABLE_KINDS, IngestResult
+from deltek_procore.pipeline.postings import CheckOutcome
 from deltek_procore.pipeline.triggers import stored_event_keys
 from deltek_procore.posting.translate import bills_this_period, is_eligible
 from deltek_procore.procore.errors import ProcoreError
@@ -31,6 +36,32 @@ APPROVED_STATUSES = frozenset(
     {"approved", "approved_as_noted", "Approved", "Complete", "Partially Received"}
     | {"Received", "Closed"}
 )
+
+
+def read_counts(result: IngestResult, *, shown: int = 5) -> CheckOutcome:
+    """The rows each listing of one ingest read against the `Total` Procore announced."""
+    if not result.count_mismatches:
+        if not result.counted:
+            return CheckOutcome(True, f"{result.kind}: no listing announced a Total to compare")
+        return CheckOutcome(
+            True, f"{result.kind}: {result.counted} listing(s) read exactly Procore's Total"
+        )
+    parts = []
+    for m in result.count_mismatches[:shown]:
+        filters = ", ".join(f"{k}={v}" for k, v in sorted(m["filters"].items()))
+        parts.append(
+            f"{m['path']}{f' ({filters})' if filters else ''}: read {m['read']}, "
+            f"Procore's Total {m['total']}"
+        )
+    more = len(result.count_mismatches) - shown
+    short = "; the cursor stays, the next run reads them again" if result.short_read else ""
+    return CheckOutcome(
+        False,
+        f"{result.kind}: {len(result.count_mismatches)} of {result.counted} listing(s) differ "
+        f"from Procore's count{short}: "
+        + "; ".join(parts)
+        + (f"; and {more} more" if more > 0 else ""),
+    )
 
 
 @dataclass(frozen=True)

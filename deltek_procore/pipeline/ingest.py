@@ -92,6 +92,9 @@ class IngestResult:
     projects: int = 0
     window: tuple[str, str] | None = None
     by_status: dict[str, int] = field(default_factory=dict)
+    # whole listings compared with Procore's own Total, and the ones that differed
+    counted: int = 0
+    count_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -99,7 +102,29 @@ class IngestResult:
             "changed": self.changed,
             "projects": self.projects,
             "window": f"{self.window[0]} ... {self.window[1]}" if self.window else "full read",
+            "listings_counted": self.counted,
+            "count_mismatches": len(self.count_mismatches),
         }
+
+    @property
+    def short_read(self) -> bool:
+        """Fewer rows read than Procore counted in some listing: the read is not complete."""
+        return any(m["read"] < m["total"] for m in self.count_mismatches)
+
+
+class _Counts:
+    """What a client's listings counted while one ingest ran (clients without stats: none)."""
+
+    def __init__(self, client: Any) -> None:
+        self.stats = getattr(client, "stats", None)
+        self.counted = getattr(self.stats, "counted_listings", 0)
+        self.mismatches = len(getattr(self.stats, "count_mismatches", []))
+
+    def into(self, result: IngestResult) -> IngestResult:
+        if self.stats is not None and hasattr(self.stats, "count_mismatches"):
+            result.counted = self.stats.counted_listings - self.counted
+            result.count_mismatches = list(self.stats.count_mismatches[self.mismatches :])
+        return result
 
 
 # Line items cost one Procore call per contract or change order; read them only where a
@@ -239,6 +264,7 @@ def ingest_company(
     """Projects, vendors, cost types: company-wide lists."""
     now = datetime.now(timezone.utc)
     result = IngestResult(kind=kind)
+    counts = _Counts(client)
     if kind == "project":
         models: Iterable[Any] = client.projects()
     elif kind == "vendor":
@@ -253,7 +279,9 @@ def ingest_company(
     records = [to_staged(kind, m) for m in models]
     result.fetched = len(records)
     result.changed = store.stage(records)
-    store.set_cursor(f"procore:{kind}", now.isoformat())
+    counts.into(result)
+    if not result.short_read:
+        store.set_cursor(f"procore:{kind}", now.isoformat())
     return result
 
 
@@ -274,6 +302,7 @@ def ingest_projects(
     if window is None and not full and ids is None and kind != "cost_code":
         window = _window(store.get_cursor(f"procore:{kind}"), now)
     result.window = _window_text(window)
+    counts = _Counts(client)
     polled = kind in LINES_WANTED and not full and ids is None
     known = store.staged_stamps(kind, DETAIL_GONE) if polled else {}
     for project_id in project_ids:
@@ -298,7 +327,10 @@ def ingest_projects(
                 buffer = []
         result.fetched += len(buffer)
         result.changed += store.stage(buffer)
-    if ids is None and (window is None or window[1] >= now - OVERLAP):
+    counts.into(result)
+    # the cursor moves only after a complete read: not when Procore counted more than came
+    complete = not result.short_read
+    if complete and ids is None and (window is None or window[1] >= now - OVERLAP):
         store.set_cursor(f"procore:{kind}", now.isoformat())
     return result
 

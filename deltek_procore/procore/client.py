@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -115,6 +115,9 @@ class ProcoreStats:
     repeated_pages: int = 0
     reauths: int = 0
     gone: int = 0  # records whose detail read answered 404
+    # whole listings whose rows read were compared with Procore's Total, and those that differed
+    counted_listings: int = 0
+    count_mismatches: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -450,11 +453,23 @@ class ProcoreClient:
         def repeated() -> None:
             self.stats.repeated_pages += 1
 
+        def counted(read: int, total: int | None) -> None:
+            if total is None:
+                return  # a listing without paging headers (the v1.0 change order list)
+            self.stats.counted_listings += 1
+            if read != total:
+                where = urlsplit(path).path
+                filters = {k: str(v) for k, v in base if k.startswith("filters")}
+                self.stats.count_mismatches.append(
+                    {"path": where, "filters": filters, "read": read, "total": total}
+                )
+
         yield from LinkPaginator(
             fetch=lambda number, size: self._page(path, base, number, size),
             per_page=per_page or self.settings.per_page,
             wanted=wanted_ids(base),
             repeated=repeated,
+            counted=counted,
         )
 
     def _unique(self, records: Iterable[dict]) -> Iterator[dict]:

@@ -42,6 +42,10 @@ class FaultSettings:
     # Procore: list pages send a Total lower than the truth (half) and no Link header, so
     # only "a full page means ask for the next" reads the list to its end.
     lying_total: bool = False
+    # Procore: every list page loses its last row and sends no Link (Total stays true), as a
+    # proxy truncating a page would: the reader takes a short page for the last one, and only
+    # comparing the rows read with Procore's Total shows the read was not complete.
+    short_pages: bool = False
     # Procore: the detail reads (line items, items) of these record ids (comma-separated)
     # answer 404, as for a record deleted between its listing and its detail read.
     missing_details: str = ""

@@ -1010,6 +1010,9 @@ class ProcoreSimulator:
         headers = {"Total": str(total), "Per-Page": str(per_page), "Link": link}
         if self.faults.settings.lying_total:  # fault: a Total lower than the truth, no Link
             headers = {"Total": str(total // 2), "Per-Page": str(per_page)}
+        if self.faults.settings.short_pages and items:  # fault: a truncated page, no Link
+            items = items[:-1]
+            headers = {"Total": str(total), "Per-Page": str(per_page)}
         return JSONResponse({"data": items} if envelope else items, headers=headers)
 
     # webhooks config -------------------------------------------------------------------

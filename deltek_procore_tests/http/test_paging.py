@@ -127,3 +127,20 @@ def test_a_server_ignoring_paging_entirely_is_an_error_not_a_truncation():
     fetch, _ = deltek([{"n": i} for i in range(5)], ignore_page=True, honour_maxrows=False)
     with pytest.raises(PagingIgnored, match="only the first 2 rows"):
         PageSizePaginator(fetch, size=2).read()
+
+
+def test_a_whole_listing_reports_the_rows_read_and_the_total_announced():
+    counts: list[tuple[int, int | None]] = []
+    fetch, _ = serve([{"id": i} for i in range(250)], total=lambda n: n // 2)
+    assert len(list(LinkPaginator(fetch, per_page=100, counted=lambda *c: counts.append(c)))) == 250
+    assert counts == [(250, 125)]  # all read, whatever Total said; the difference is reported
+
+
+def test_an_id_read_reports_no_count_and_no_total_reads_as_none():
+    counts: list[tuple[int, int | None]] = []
+    fetch, _ = serve([{"id": i} for i in range(500)])
+    wanted = wanted_ids([("filters[id]", "3,7")])
+    list(LinkPaginator(fetch, per_page=100, wanted=wanted, counted=lambda *c: counts.append(c)))
+    assert counts == []  # an id read stops early: nothing whole to compare
+    pages = LinkPaginator(lambda n, s: page(3), per_page=100, counted=lambda *c: counts.append(c))
+    assert len(list(pages)) == 3 and counts == [(3, None)]

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from deltek_procore.pipeline.completeness import read_counts
 from deltek_procore.pipeline.ingest import ingest_projects, parse
 from deltek_procore.procore import ProcoreClient, ProcoreSettings
 from deltek_procore.sandbox import seed
@@ -84,3 +85,38 @@ def test_change_orders_use_staged_contract_lines_and_read_only_the_missing(sim, 
             if line.commitment_line_item_id is not None:
                 assert line.contract_line is not None, (co.id, line.id)
                 assert line.contract_line.id == line.commitment_line_item_id
+
+
+@pytest.mark.parametrize(
+    ("fault", "complete"),
+    [(None, True), ("lying_total", True), ("short_pages", False)],
+)
+def test_each_listing_is_counted_against_procores_total(sim, tmp_path, fault, complete):
+    """A truncated page taken for the last one reads fewer rows than Procore counted: the
+    check fails naming the listing and the cursor stays, so the next run reads them again.
+    A Total lower than the truth is also a difference, but nothing was lost."""
+    url, simulator = sim
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    client, _ = client_for(url)
+    projects = [p.id for p in client.projects()]
+    if fault:
+        setattr(simulator.faults.settings, fault, True)
+    try:
+        result = ingest_projects(client, store, "direct_cost", projects, full=True)
+    finally:
+        if fault:
+            setattr(simulator.faults.settings, fault, False)
+    outcome = read_counts(result)
+    reference = StateStore(f"sqlite:///{tmp_path / 'reference.db'}")
+    truth = ingest_projects(client_for(url)[0], reference, "direct_cost", projects, full=True)
+    truth = truth.fetched
+    assert result.counted >= len(projects)  # the cost list and its line listing per project
+    if fault is None:
+        assert outcome.passed and result.fetched == truth
+        assert "listing(s) read exactly Procore's Total" in outcome.detail
+    else:
+        assert not outcome.passed and "/direct_costs" in outcome.detail
+        assert "Procore's Total" in outcome.detail
+    assert (result.fetched == truth) is complete
+    assert (store.get_cursor("procore:direct_cost") is not None) is complete
+    assert result.short_read is (not complete)
