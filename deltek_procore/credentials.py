@@ -5,8 +5,11 @@ Fernet key) or from a key file created on first use with mode 0600 (default
 ``$DAGSTER_HOME/.deltek_procore.key``, or ``~/.deltek_procore.key`` without DAGSTER_HOME).
 An environment variable always wins over a stored value (:meth:`CredentialStore.resolve`).
 
-The system name is encrypted along with the values and checked on read, so a ciphertext
-copied to another row is refused rather than handed to the wrong system.
+Each tenant (deltek_procore.tenants) has its own rows; a store reads and writes only its
+tenant's. The system and tenant names are encrypted along with the values and checked on read,
+so a ciphertext copied to another row is refused rather than handed to the wrong system or
+company. The table lives in the state database and is migrated with it
+(deltek_procore.state.migrate).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError
+
+from deltek_procore.state import migrate, schema
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +62,7 @@ DEFAULTS: dict[str, str] = {
     "PROCORE_API_URL": "https://api.procore.com",
 }
 
-_metadata = sa.MetaData()
-credentials_table = sa.Table(
-    TABLE_NAME,
-    _metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("ciphertext", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
+credentials_table = schema.credentials
 
 
 class CredentialsError(Exception):
@@ -92,10 +90,18 @@ def _check_system(system: str) -> str:
 _GENERATE = (
     "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 )
-_STORE_AGAIN = "`deltek-procore credentials set procore` (and `... deltek`)"
 
 
-def _fernet(key: bytes | str, source: str) -> Fernet:
+def _set_command(system: str, tenant: str = "default") -> str:
+    scope = "" if tenant == "default" else f" --tenant {tenant}"
+    return f"`deltek-procore credentials set {system}{scope}`"
+
+
+def _store_again(tenant: str) -> str:
+    return f"{_set_command('procore', tenant)} (and `... deltek`)"
+
+
+def _fernet(key: bytes | str, source: str, tenant: str = "default") -> Fernet:
     try:
         return Fernet(key)
     except (ValueError, TypeError):
@@ -103,7 +109,7 @@ def _fernet(key: bytes | str, source: str) -> Fernet:
             f"{source} is malformed: not a valid Fernet key (32 url-safe base64-encoded bytes), "
             "so it cannot decrypt the stored credentials; set it to the key the credentials "
             f"were stored with, or generate a new key with: {_GENERATE} and store the "
-            f"credentials again with {_STORE_AGAIN}"
+            f"credentials again with {_store_again(tenant)}"
         ) from None
 
 
@@ -135,7 +141,8 @@ class CredentialStore:
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
-        return f"CredentialStore(url={url!r}, key_file={str(self.key_file)!r})"
+        scope = "" if self.tenant == "default" else f", tenant={self.tenant!r}"
+        return f"CredentialStore(url={url!r}, key_file={str(self.key_file)!r}{scope})"
 
     # ------------------------------------------------------------------ key handling
 
@@ -151,7 +158,7 @@ class CredentialStore:
             raw = self._read_key_file(create)
             if raw is None:
                 return None
-        self._cipher = _fernet(raw, self._key_source)
+        self._cipher = _fernet(raw, self._key_source, self.tenant)
         return self._cipher
 
     def _wrong_key(self, system: str) -> MasterKeyError:
@@ -167,7 +174,7 @@ class CredentialStore:
         return MasterKeyError(
             f"{self._key_source} does not decrypt the stored {system} credentials (they were "
             f"stored with another key): {fix}, or store them again with "
-            f"`deltek-procore credentials set {system}`"
+            f"{_set_command(system, self.tenant)}"
         )
 
     def _read_key_file(self, create: bool) -> bytes | None:
@@ -187,7 +194,7 @@ class CredentialStore:
         raise MasterKeyError(
             f"the key file {path} is empty, so it cannot decrypt the stored credentials; "
             "restore the key they were stored with, or delete the file and store them again "
-            f"with {_STORE_AGAIN}"
+            f"with {_store_again(self.tenant)}"
         )
 
     @staticmethod
@@ -207,9 +214,15 @@ class CredentialStore:
     # ------------------------------------------------------------------ table
 
     def _ensure_table(self) -> None:
+        """The credentials table at the state schema's newest revision (an older one is
+        upgraded, its rows kept as tenant ``default``)."""
         if not self._table_ready:
-            _metadata.create_all(self.engine, tables=[credentials_table], checkfirst=True)
+            migrate.upgrade(self.engine)
             self._table_ready = True
+
+    def _row(self, system: str) -> sa.ColumnElement[bool]:
+        t = credentials_table
+        return sa.and_(t.c.tenant == self.tenant, t.c.name == system)
 
     # ------------------------------------------------------------------ API
 
@@ -227,7 +240,9 @@ class CredentialStore:
             raise CredentialsError(f"{system} credential(s) {', '.join(bad)} must be text")
         cipher = self._cipher_for(create=True)
         assert cipher is not None
-        payload = json.dumps({"system": system, "values": dict(values)}, sort_keys=True)
+        payload = json.dumps(
+            {"system": system, "tenant": self.tenant, "values": dict(values)}, sort_keys=True
+        )
         token = cipher.encrypt(payload.encode("utf-8")).decode("ascii")
         self._ensure_table()
         now = datetime.now(timezone.utc)
@@ -235,12 +250,16 @@ class CredentialStore:
         for _ in range(2):
             with self.engine.begin() as conn:
                 done = conn.execute(
-                    sa.update(t).where(t.c.name == system).values(ciphertext=token, updated_at=now)
+                    sa.update(t).where(self._row(system)).values(ciphertext=token, updated_at=now)
                 ).rowcount
                 if done:
                     return
                 try:
-                    conn.execute(sa.insert(t).values(name=system, ciphertext=token, updated_at=now))
+                    conn.execute(
+                        sa.insert(t).values(
+                            tenant=self.tenant, name=system, ciphertext=token, updated_at=now
+                        )
+                    )
                     return
                 except IntegrityError:
                     pass  # inserted concurrently: update it on the second pass
@@ -252,7 +271,7 @@ class CredentialStore:
         self._ensure_table()
         t = credentials_table
         with self.engine.connect() as conn:
-            token = conn.execute(sa.select(t.c.ciphertext).where(t.c.name == system)).scalar()
+            token = conn.execute(sa.select(t.c.ciphertext).where(self._row(system))).scalar()
         if token is None:
             return None
         cipher = self._cipher_for(create=False)
@@ -261,7 +280,7 @@ class CredentialStore:
                 f"stored credentials for {system} exist but there is no key to decrypt them: "
                 f"{MASTER_KEY_ENV} is not set and the key file {self.key_file} does not exist; "
                 f"set {MASTER_KEY_ENV} or restore the key file with the key they were stored "
-                f"with, or store them again with `deltek-procore credentials set {system}`"
+                f"with, or store them again with {_set_command(system, self.tenant)}"
             )
         try:
             data = json.loads(cipher.decrypt(token.encode("ascii")))
@@ -269,6 +288,11 @@ class CredentialStore:
             raise self._wrong_key(system) from None
         if not isinstance(data, dict) or data.get("system") != system:
             raise CredentialsError(f"stored credentials row {system!r} belongs to another system")
+        # rows written before tenants carry no tenant: the migration made them 'default'
+        if data.get("tenant", "default") != self.tenant:
+            raise CredentialsError(
+                f"stored {system} credentials of tenant {self.tenant!r} belong to another tenant"
+            )
         return {str(k): str(v) for k, v in data.get("values", {}).items()}
 
     def delete(self, system: System) -> bool:
@@ -277,7 +301,7 @@ class CredentialStore:
         self._ensure_table()
         t = credentials_table
         with self.engine.begin() as conn:
-            return bool(conn.execute(sa.delete(t).where(t.c.name == system)).rowcount)
+            return bool(conn.execute(sa.delete(t).where(self._row(system))).rowcount)
 
     def resolve(self, system: System, env: Mapping[str, str] | None = None) -> dict[str, str]:
         """Stored values overlaid with the environment (a non-empty variable wins). The store

@@ -278,3 +278,74 @@ def test_store_on_postgresql(tmp_path):
         with admin.begin() as conn:
             conn.execute(sa.text(f'drop schema "{schema}" cascade'))
         admin.dispose()
+
+
+# ------------------------------------------------------------------ tenants
+
+
+def _tenant_isolation(engine_or_url, key_file) -> None:
+    acme = CredentialStore(engine_or_url, key_file=key_file, env={}, tenant="acme")
+    globex = CredentialStore(engine_or_url, key_file=key_file, env={}, tenant="globex")
+    default = CredentialStore(engine_or_url, key_file=key_file, env={})
+    acme.set("procore", PROCORE)
+    globex.set("procore", {**PROCORE, "PROCORE_CLIENT_SECRET": "globex-only-secret"})
+    assert acme.get("procore") == PROCORE
+    assert globex.get("procore")["PROCORE_CLIENT_SECRET"] == "globex-only-secret"
+    assert default.get("procore") is None and acme.get("deltek") is None
+    assert globex.delete("procore") is True
+    assert globex.get("procore") is None and acme.get("procore") == PROCORE
+    with acme.engine.connect() as conn:
+        rows = conn.execute(sa.text("select tenant, name from credentials")).all()
+    assert [tuple(r) for r in rows] == [("acme", "procore")]
+
+
+def test_credentials_are_stored_per_tenant(tmp_path):
+    _tenant_isolation(f"sqlite:///{tmp_path / 'state.db'}", tmp_path / KEY_FILE_NAME)
+
+
+def test_a_ciphertext_copied_to_another_tenant_is_refused(tmp_path):
+    url, key_file = f"sqlite:///{tmp_path / 'state.db'}", tmp_path / KEY_FILE_NAME
+    acme = CredentialStore(url, key_file=key_file, env={}, tenant="acme")
+    globex = CredentialStore(url, key_file=key_file, env={}, tenant="globex")
+    acme.set("deltek", DELTEK)
+    globex.set("deltek", {"DELTEK_USERNAME": "g"})
+    with acme.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "update credentials set ciphertext = (select ciphertext from credentials"
+                " where tenant = 'acme') where tenant = 'globex'"
+            )
+        )
+    with pytest.raises(CredentialsError, match="belong to another tenant") as info:
+        globex.get("deltek")
+    assert SECRET not in str(info.value)
+
+
+def test_messages_name_the_tenant_to_store_again(tmp_path):
+    CredentialStore(
+        f"sqlite:///{tmp_path / 's.db'}", key_file=tmp_path / "k", env={}, tenant="acme"
+    ).set("deltek", DELTEK)
+    wrong = CredentialStore(
+        f"sqlite:///{tmp_path / 's.db'}", key=Fernet.generate_key(), env={}, tenant="acme"
+    )
+    with pytest.raises(MasterKeyError) as info:
+        wrong.get("deltek")
+    assert "`deltek-procore credentials set deltek --tenant acme`" in str(info.value)
+    assert "tenant='acme'" in repr(wrong)
+
+
+@pytest.mark.postgres
+def test_credentials_are_stored_per_tenant_on_postgresql(tmp_path):
+    url = pg_url()
+    schema = f"cred_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        _tenant_isolation(engine, tmp_path / KEY_FILE_NAME)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()

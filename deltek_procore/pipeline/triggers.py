@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import sqlalchemy as sa
-
-from deltek_procore.state import schema
 from deltek_procore.state.store import StateStore
 from deltek_procore.webhooks.events import EventError, affected_record, event_from_dict
 
@@ -272,26 +269,15 @@ def handle_deletions(store: StateStore, deletions: Iterable[EventTarget]) -> dic
     return marks
 
 
-# ---- inbox look-ups the store does not offer yet ---------------------------------------
+# ---- inbox look-ups (the store's, scoped to its tenant) --------------------------------
 def events_for_run(store: StateStore, run_key: str) -> list[dict[str, Any]]:
     """Inbox rows claimed by `run_key` (to re-request a run that never started)."""
-    t = schema.webhook_inbox
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.run_key == run_key).order_by(t.c.event_key))
-        return [dict(r._mapping) for r in rows]
+    return store.events_for_run(run_key)
 
 
 def stored_event_keys(store: StateStore, keys: Iterable[str]) -> set[str]:
     """Which of `keys` the receiver stored (whatever became of them since)."""
-    t = schema.webhook_inbox
-    wanted = sorted(set(keys))
-    found: set[str] = set()
-    with store.engine.connect() as conn:
-        for begin in range(0, len(wanted), 500):
-            chunk = wanted[begin : begin + 500]
-            query = sa.select(t.c.event_key).where(t.c.event_key.in_(chunk))
-            found.update(conn.execute(query).scalars())
-    return found
+    return store.stored_event_keys(keys)
 
 
 # ---- nightly reconciliation ------------------------------------------------------------

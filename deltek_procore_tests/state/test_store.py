@@ -30,46 +30,11 @@ def staged(rid: int, h: str, period: str = "2025-01") -> StagedRecord:
 
 
 def test_schema_is_created_versioned_and_migrate_is_idempotent(store: StateStore) -> None:
-    assert store.schema_version() == 3
-    assert store.migrate() == 3
+    assert store.schema_version() == 4
+    assert store.migrate() == 4
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"dp_ledger", "dp_audit", "dp_staged", "dp_webhook_inbox", "dp_leases"} <= tables
     assert "dp_findings" in tables
-
-
-V1_REVIEW_QUEUE = """CREATE TABLE dp_review_queue (
-    id INTEGER PRIMARY KEY, kind VARCHAR(32) NOT NULL, record_id BIGINT NOT NULL,
-    posted_hash VARCHAR(64) NOT NULL, new_hash VARCHAR(64) NOT NULL, posted_amount VARCHAR(32),
-    new_amount VARCHAR(32), reason TEXT NOT NULL, status VARCHAR(16) NOT NULL,
-    created_at TIMESTAMP NOT NULL, CONSTRAINT uq_dp_review_change UNIQUE (kind, record_id, new_hash))"""
-
-
-def test_a_version_1_store_upgrades_and_keeps_its_ledger_and_review_queue(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'v1.db'}"
-    old = StateStore(url)
-    old.add_revision(kind="direct_cost", record_id=1, content_hash="h", status="posted")
-    with old.engine.begin() as conn:  # the tables as release 1 created them
-        conn.execute(sa.text("DROP TABLE dp_findings"))
-        conn.execute(sa.text("DROP TABLE dp_review_queue"))
-        conn.execute(sa.text(V1_REVIEW_QUEUE))
-        conn.execute(
-            sa.text(
-                "INSERT INTO dp_review_queue (kind, record_id, posted_hash, new_hash, reason,"
-                " status, created_at) VALUES ('direct_cost', 1, 'h', 'h2', 'changed', 'open',"
-                " '2026-01-01 00:00:00')"
-            )
-        )
-        conn.execute(sa.text("UPDATE dp_meta SET value = '1' WHERE key = 'schema_version'"))
-    old.dispose()
-    upgraded = StateStore(url)
-    assert upgraded.schema_version() == 3
-    assert [r.status for r in upgraded.ledger_rows()] == ["posted"]
-    assert upgraded.findings() == []
-    [item] = upgraded.reviews()
-    assert item["reason"] == "changed" and item["decided_by"] is None
-    assert upgraded.decide_review(item["id"], "dismissed", "pat", "paid by the owner")
-    assert upgraded.reviews() == []
-    upgraded.dispose()
 
 
 def test_stage_upserts_and_counts_changes(store: StateStore) -> None:
