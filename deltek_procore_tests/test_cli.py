@@ -162,24 +162,14 @@ def test_no_secret_anywhere_a_run_wrote(synced) -> None:
         assert not any(secret.encode() in blob for blob in blobs), "a secret was written"
 
 
-def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
+def sandbox_up(cwd: Path, env: dict[str, str], *extra: str) -> tuple[list[str], int]:
+    """`sandbox up` in a subprocess: its stdout up to the last export, and its exit code after
+    a Ctrl-C."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deltek_procore.cli",
-            "sandbox",
-            "up",
-            "--records",
-            "300",
-            "--no-webhooks",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home")},
-    )
+        [sys.executable, "-m", "deltek_procore.cli", "sandbox", "up", "--records", "300",
+         "--no-webhooks", *extra],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -187,6 +177,11 @@ def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
             break
     proc.send_signal(2)
     proc.wait(timeout=30)
+    return lines, proc.returncode
+
+
+def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
+    lines, code = sandbox_up(tmp_path, {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")})
     text = "".join(lines)
     for name in (
         "PROCORE_API_URL",
@@ -196,7 +191,7 @@ def test_sandbox_up_prints_the_contract_and_stops_on_signal(tmp_path) -> None:
         "DELTEK_PROCORE_MAPPINGS",
     ):
         assert f"export {name}=" in text
-    assert proc.returncode == 0
+    assert code == 0
 
 
 def test_status_refuses_an_unknown_state_listing_the_valid_ones(synced, capsys) -> None:

@@ -7,7 +7,6 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from deltek_procore.cli import _op_name, _sandbox_tenant, build_parser, main, sa
 from deltek_procore.credentials import MASTER_KEY_ENV, CredentialStore
 from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 from deltek_procore.state.store import StateStore
+from deltek_procore_tests.test_cli import sandbox_up
 
 ACME_PW = "acme-deltek-pw-3f9a1c77"
 BETA_PW = "beta-deltek-pw-8e2d7b11"
@@ -266,26 +266,14 @@ def test_sandbox_exports_are_suffixed_for_a_tenant_of_the_file(two_tenants) -> N
 
 
 def test_sandbox_up_for_a_tenant_prints_its_variables(two_tenants) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deltek_procore.cli", "sandbox", "up", "--records", "300",
-         "--no-webhooks", "--tenant", "beta"],
-        cwd=two_tenants, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ),
-    )  # fmt: skip
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("export DELTEK_PROCORE_WEBHOOK_SECRET"):
-            break
-    proc.send_signal(2)
-    proc.wait(timeout=30)
+    lines, code = sandbox_up(two_tenants, dict(os.environ), "--tenant", "beta")
     text = "".join(lines)
     for name in ("PROCORE_API_URL", "PROCORE_COMPANY_ID", "DELTEK_PASSWORD", "DELTEK_DATABASE"):
         assert f"export {name}__BETA=" in text
         assert f"export {name}=" not in text
     mappings = next(ln for ln in lines if ln.startswith("export DELTEK_PROCORE_MAPPINGS__BETA="))
     assert "sandbox-beta" in mappings  # its own mapping file, next to no other tenant's
-    assert proc.returncode == 0
+    assert code == 0
 
 
 def test_sync_plan_of_one_tenant_reads_its_sandbox_into_its_store(two_tenants, monkeypatch, capsys):
