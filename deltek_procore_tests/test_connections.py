@@ -7,6 +7,7 @@ Every path to a client (the Dagster resources, `ping`, the CLI) builds its setti
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 from cryptography.fernet import Fernet
@@ -241,3 +242,66 @@ def test_ping_shows_the_master_key_problem(tmp_path):
     del run_env["PROCORE_CLIENT_SECRET"]
     (check,) = check_procore(run_env, timeout=1.0)
     assert check.ok is False and f"{MASTER_KEY_ENV} does not decrypt" in check.detail
+
+
+# ------------------------------------------------------------------ tenants
+
+
+@pytest.fixture
+def acme(tmp_path, monkeypatch):
+    from deltek_procore import tenants
+
+    for name in list(os.environ):
+        if name.startswith(("PROCORE_", "DELTEK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DELTEK_PROCORE_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv(MASTER_KEY_ENV, Fernet.generate_key().decode())
+    (tmp_path / "tenants.yaml").write_text(
+        "tenants:\n  - name: acme\n    deltek_api_url: https://acme.deltekfirst.com/ACME/api\n"
+        "    deltek_database: ACME\n  - name: beta\n"
+    )
+    monkeypatch.setenv(tenants.TENANTS_ENV, str(tmp_path / "tenants.yaml"))
+    tenants.clear_cache()
+    yield tenants.select_tenant("acme")
+    tenants.clear_cache()
+
+
+def test_the_implicit_tenant_is_told_today_s_variable_names():
+    from deltek_procore.tenants import Tenant
+
+    for tenant in (None, Tenant(name="default", implicit=True)):
+        with pytest.raises(ConfigurationError) as caught:
+            deltek_settings({}, tenant=tenant)
+        assert str(caught.value).startswith(
+            "deltek: set DELTEK_API_URL, DELTEK_USERNAME, DELTEK_PASSWORD, DELTEK_DATABASE, "
+            "DELTEK_CLIENT_ID, DELTEK_CLIENT_SECRET (environment) or run "
+            "`deltek-procore credentials set deltek`"
+        )
+
+
+def test_a_tenant_reads_its_suffixed_variables_and_never_the_plain_ones(acme, monkeypatch):
+    for name, value in deltek_env().items():
+        monkeypatch.setenv(name, value)  # the plain set: the implicit tenant's, not acme's
+    with pytest.raises(ConfigurationError) as caught:
+        deltek_settings(tenant=acme)
+    message = str(caught.value)
+    assert message == (
+        "deltek (tenant acme): set DELTEK_USERNAME__ACME, DELTEK_PASSWORD__ACME, "
+        "DELTEK_CLIENT_ID__ACME, DELTEK_CLIENT_SECRET__ACME (environment) or run "
+        "`deltek-procore credentials set deltek --tenant acme`"
+    )
+    for name, value in deltek_env(DELTEK_PASSWORD="acme-" + PASSWORD).items():
+        monkeypatch.setenv(name + "__ACME", value)
+    monkeypatch.setenv("DELTEK_API_URL__ACME", "http://erp.example.com/ACME/api")
+    with pytest.raises(ConfigurationError, match=r"^DELTEK_API_URL__ACME uses plain http://"):
+        deltek_settings(tenant=acme)
+    monkeypatch.delenv("DELTEK_API_URL__ACME")
+    settings = deltek_settings(tenant=acme)
+    assert settings.password.get_secret_value() == "acme-" + PASSWORD
+    assert settings.api_url == "https://acme.deltekfirst.com/ACME/api"  # from the tenants file
+    # the view alone (as the Dagster resources pass it) is read the same way
+    assert deltek_settings(acme.environment()).password.get_secret_value() == "acme-" + PASSWORD
+    assert connections.tenant_key(tenant=acme) == "https://acme.deltekfirst.com/acme/api|ACME"
+    from deltek_procore.tenants import select_tenant
+
+    assert connections.tenant_key(tenant=select_tenant("beta")) == "unconfigured|"
