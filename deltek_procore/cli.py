@@ -694,6 +694,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     from deltek_procore.connections import tenant_environment, variable
     from deltek_procore.sandbox.runner import WEBHOOK_SECRET_ENV
 
+    if args.action == "serve":
+        return _serve_webhooks(args)
     tenant = _tenant(args)
     secret = tenant_environment(tenant).get(WEBHOOK_SECRET_ENV)
     if not secret:
@@ -701,18 +703,6 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             f"set {variable(WEBHOOK_SECRET_ENV, tenant)} to the Authorization value Procore "
             "will send"
         )
-    if args.action == "serve":
-        from deltek_procore.webhooks.receiver import serve
-
-        print(
-            _for_tenant(
-                tenant,
-                f"receiving Procore webhooks on http://{args.host}:{args.port}/webhooks/procore",
-            ),
-            file=sys.stderr,
-        )
-        serve(_store(tenant), secret, host=args.host, port=args.port)
-        return EXIT_OK
     from deltek_procore import connections
     from deltek_procore.webhooks.registration import register_webhooks
 
@@ -721,6 +711,26 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     result = register_webhooks(connections.procore_client(tenant=tenant), args.url, secret)
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _serve_webhooks(args: argparse.Namespace) -> int:
+    """One receiver for the tenant (or with --all-tenants every tenant): each on its own path
+    (/webhooks/procore/<tenant>), today's path routing by the Authorization value."""
+    from deltek_procore.tenants import load_tenants
+    from deltek_procore.webhooks.routing import RoutingError, serve_tenants
+
+    tenants = load_tenants() if getattr(args, "all_tenants", False) else [_tenant(args)]
+    try:
+        serve_tenants(
+            tenants,
+            _store,
+            host=args.host,
+            port=args.port,
+            announce=lambda line: print(line, file=sys.stderr),
+        )
+    except RoutingError as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
 
 
 def _sandbox_tenant(name: str | None) -> tuple[Tenant, str]:
@@ -938,6 +948,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787)
     p.add_argument("--url", help="public URL of the receiver (register)")
+    p.add_argument(
+        "--all-tenants",
+        action="store_true",
+        help="serve: one receiver for every tenant (each on /webhooks/procore/<tenant>)",
+    )
     p.set_defaults(func=cmd_webhooks)
 
     p = sub.add_parser("sandbox", help="local Procore and Deltek simulators")

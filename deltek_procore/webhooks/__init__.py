@@ -9,7 +9,7 @@ from deltek_procore.webhooks.events import (
     event_from_dict,
     parse_event,
 )
-from deltek_procore.webhooks.receiver import WEBHOOK_PATH, Inbox, create_app, serve
+from deltek_procore.webhooks.receiver import WEBHOOK_PATH, Inbox, TenantInbox, create_app, serve
 from deltek_procore.webhooks.registration import (
     DEFAULT_TRIGGERS,
     LINE_ITEM_TRIGGERS,
@@ -26,6 +26,7 @@ __all__ = [
     "Inbox",
     "RegistrationResult",
     "RelatedResource",
+    "TenantInbox",
     "WebhookEvent",
     "affected_record",
     "create_app",

@@ -6,6 +6,11 @@ then discarding). So the receiver does the least possible work per request: one 
 insert, run off the event loop, bounded by a timeout. Posting to Deltek happens later, in
 the Dagster sensor that reads the inbox.
 
+Tenants: each event is stored in its tenant's inbox. ``POST /webhooks/procore/<tenant>`` takes
+that tenant's events (its own Authorization value); ``POST /webhooks/procore`` (today's path)
+takes the event of whichever tenant's Authorization value it carries, so a deployment of one
+tenant is configured exactly as before. A path naming no tenant answers 404 and stores nothing.
+
 Answers:
     201 {"status": "stored"}     new event stored
     200 {"status": "duplicate"}  already stored (Procore retried or re-sent it)
@@ -13,6 +18,7 @@ Answers:
                                  a 2xx so an event we do not care about never pauses us)
     400 {"error": ...}           not JSON / not a valid event
     401 {"error": ...}           Authorization header missing or wrong (nothing read)
+    404 {"error": ...}           /webhooks/procore/<tenant> names no tenant (nothing read)
     408 {"error": ...}           the body did not arrive within body_timeout
     413 {"error": ...}           body larger than max_body
     503 {"error": ...}           the inbox failed or was too slow; Procore retries later
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -75,31 +83,91 @@ class _BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class TenantInbox:
+    """One tenant's endpoint: its name (the path segment), inbox and Authorization value."""
+
+    name: str
+    inbox: Inbox
+    authorization: str | SecretStr
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    name: str | None  # None: the single inbox of create_app(inbox, authorization)
+    inbox: Inbox
+    secret: bytes
+
+
+def _endpoints(
+    inbox: Inbox | None,
+    authorization: str | SecretStr | None,
+    tenants: Sequence[TenantInbox] | None,
+) -> list[_Endpoint]:
+    if tenants is None:
+        if inbox is None or authorization is None:
+            raise ValueError("create_app needs an inbox and its Authorization value, or tenants")
+        return [_Endpoint(None, inbox, _secret_bytes(authorization))]
+    if inbox is not None or authorization is not None:
+        raise ValueError("pass either one inbox and its Authorization value, or tenants")
+    if not tenants:
+        raise ValueError("tenants: name at least one tenant")
+    endpoints = [_Endpoint(t.name, t.inbox, _secret_bytes(t.authorization)) for t in tenants]
+    names = [e.name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tenant names must be unique: {', '.join(map(str, names))}")
+    for i, one in enumerate(endpoints):
+        for other in endpoints[i + 1 :]:
+            if hmac.compare_digest(one.secret, other.secret):
+                # today's path tells tenants apart by their value: it must be theirs alone
+                raise ValueError(
+                    f"tenants {one.name} and {other.name} have the same webhook Authorization "
+                    "value; give each tenant its own"
+                )
+    return endpoints
+
+
 def create_app(
-    inbox: Inbox,
-    authorization: str | SecretStr,
+    inbox: Inbox | None = None,
+    authorization: str | SecretStr | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     *,
+    tenants: Sequence[TenantInbox] | None = None,
     unhandled_status: int = 202,
     inbox_timeout: float = 4.0,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
-    """The receiver as an ASGI app: POST /webhooks/procore and GET /healthz.
+    """The receiver as an ASGI app: POST /webhooks/procore and GET /healthz; with `tenants`
+    also POST /webhooks/procore/<tenant>.
 
     `authorization` is the exact Authorization header value configured on the Procore hook
-    (`destination_headers`). `unhandled_status` is the answer for resources outside
-    `RESOURCES`: keep it 2xx in production (any other status pauses Procore's deliveries).
-    `inbox_timeout` bounds the store call so Procore gets an answer inside its 5 s;
-    `body_timeout` bounds reading the body, so a slow sender cannot hold a slot.
+    (`destination_headers`); with `tenants`, each has its own (they must differ: today's path
+    routes an event to the tenant whose value it carries). `unhandled_status` is the answer
+    for resources outside `RESOURCES`: keep it 2xx in production (any other status pauses
+    Procore's deliveries). `inbox_timeout` bounds the store call so Procore gets an answer
+    inside its 5 s; `body_timeout` bounds reading the body, so a slow sender cannot hold a
+    slot.
     """
-    secret = _secret_bytes(authorization)
+    endpoints = _endpoints(inbox, authorization, tenants)
+    by_name = {e.name: e for e in endpoints}
     if max_body <= 0:
         raise ValueError("max_body must be positive")
     if body_timeout <= 0:
         raise ValueError("body_timeout must be positive")
 
-    async def receive(request: Request) -> JSONResponse:
-        if not _authorized(request, secret):
+    async def receive_any(request: Request) -> JSONResponse:
+        return await receive(request, _matching(request, endpoints))
+
+    async def receive_tenant(request: Request) -> JSONResponse:
+        name = request.path_params["tenant"]
+        endpoint = by_name.get(name)
+        if endpoint is None:
+            logger.warning("webhook rejected: no tenant named %r", name[:40])
+            return _error(404, f"no tenant named {name[:40]!r} receives webhooks here", close=True)
+        return await receive(request, endpoint if _matching(request, [endpoint]) else None)
+
+    async def receive(request: Request, endpoint: _Endpoint | None) -> JSONResponse:
+        if endpoint is None:
             logger.warning("webhook rejected: missing or wrong Authorization header")
             return _error(401, "missing or wrong Authorization header", close=True)
         try:
@@ -128,17 +196,15 @@ def create_app(
             return _error(400, str(exc))
         if not event.handled:
             return _unhandled(event, unhandled_status)
-        return await _store(inbox, event, raw, inbox_timeout)
+        return await _store(endpoint, event, raw, inbox_timeout)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route(WEBHOOK_PATH, receive, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    routes = [Route(WEBHOOK_PATH, receive_any, methods=["POST"])]
+    if tenants is not None:
+        routes.append(Route(WEBHOOK_PATH + "/{tenant}", receive_tenant, methods=["POST"]))
+    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])])
 
 
 def server_config(
@@ -176,8 +242,8 @@ def server_config(
 
 
 def serve(
-    inbox: Inbox,
-    authorization: str | SecretStr,
+    inbox: Inbox | None,
+    authorization: str | SecretStr | None,
     host: str = "127.0.0.1",
     port: int = 8787,
     *,
@@ -188,8 +254,8 @@ def serve(
 ) -> None:
     """Run the receiver under uvicorn until interrupted (`deltek-procore webhooks serve`).
 
-    Extra keyword options go to `create_app` (max_body, unhandled_status, inbox_timeout,
-    body_timeout). Put TLS in front of it (a reverse proxy): Procore only delivers to https
+    Extra keyword options go to `create_app` (tenants, max_body, unhandled_status,
+    inbox_timeout, body_timeout); with ``tenants=`` pass None for inbox and authorization. Put TLS in front of it (a reverse proxy): Procore only delivers to https
     URLs.
     """
     import uvicorn
@@ -270,13 +336,20 @@ def _secret_bytes(authorization: str | SecretStr) -> bytes:
     return value.encode("utf-8")
 
 
-def _authorized(request: Request, secret: bytes) -> bool:
+def _matching(request: Request, endpoints: Sequence[_Endpoint]) -> _Endpoint | None:
+    """The endpoint whose Authorization value the request carries, else None. Every value is
+    compared, in constant time, so the answer's timing says nothing about which one is near."""
     # Starlette decodes header bytes as latin-1; re-encoding gives back the bytes on the wire,
     # compared in constant time against the UTF-8 configured value.
     sent = request.headers.get("authorization")
     if sent is None:
-        return False
-    return hmac.compare_digest(sent.encode("latin-1"), secret)
+        return None
+    wire = sent.encode("latin-1")
+    found = None
+    for endpoint in endpoints:
+        if hmac.compare_digest(wire, endpoint.secret):
+            found = endpoint
+    return found
 
 
 async def _read_body(request: Request, max_body: int) -> bytes:
@@ -305,31 +378,36 @@ def _unhandled(event: WebhookEvent, status: int) -> JSONResponse:
     return _error(status, message)
 
 
-async def _store(inbox: Inbox, event: WebhookEvent, raw: dict, timeout: float) -> JSONResponse:
+async def _store(
+    endpoint: _Endpoint, event: WebhookEvent, raw: dict, timeout: float
+) -> JSONResponse:
     # Like starlette's run_in_threadpool (same anyio worker threads), but abandonable: a
     # hung database must not hold the answer past Procore's 5 s.
-    call = partial(inbox.add, event, raw)
+    call = partial(endpoint.inbox.add, event, raw)
+    extra = {} if endpoint.name is None else {"tenant": endpoint.name}
+    where = "" if endpoint.name is None else f" (tenant {endpoint.name})"
     try:
         with anyio.fail_after(timeout):
             is_new = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
     except TimeoutError:
         # The insert may still finish; Procore's retry then answers "duplicate". Nothing lost.
-        logger.error("webhook %s: inbox did not answer within %.1f s", event.key, timeout)
+        logger.error("webhook %s%s: inbox did not answer within %.1f s", event.key, where, timeout)
         return _error(503, "event store is slow; retry later")
     except Exception:
-        logger.exception("webhook %s: inbox failed to store the event", event.key)
+        logger.exception("webhook %s%s: inbox failed to store the event", event.key, where)
         return _error(503, "event store unavailable; retry later")
     if is_new:
         logger.info(
-            "webhook %s stored: %s %s %d",
+            "webhook %s stored%s: %s %s %d",
             event.key,
+            where,
             event.resource_name,
             event.event_type,
             event.resource_id,
         )
-        return JSONResponse({"status": "stored", "key": event.key}, status_code=201)
-    logger.info("webhook %s duplicate", event.key)
-    return JSONResponse({"status": "duplicate", "key": event.key}, status_code=200)
+        return JSONResponse({"status": "stored", "key": event.key, **extra}, status_code=201)
+    logger.info("webhook %s duplicate%s", event.key, where)
+    return JSONResponse({"status": "duplicate", "key": event.key, **extra}, status_code=200)
 
 
 def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
