@@ -185,3 +185,26 @@ def test_each_tenants_job_selects_only_its_own_assets(settings, tmp_path, monkey
         schedule = defs.resolve_schedule_def(tenant.dagster_name("nightly_reconciliation"))
         assert schedule.job_name == job.name
     assert "daily_summary" in {k.to_user_string() for k in all_keys}
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["no tenants file", "two tenants"])
+def test_dagster_loads_the_code_location(settings, tmp_path, monkeypatch, with_file) -> None:
+    """`dagster definitions validate -m deltek_procore.definitions`, as a deployment loads it."""
+    import subprocess
+    import sys
+
+    if with_file:
+        _two_tenants(tmp_path, monkeypatch)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "deltek_procore.definitions"],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Validation successful" in result.stdout + result.stderr

@@ -80,8 +80,10 @@ def build_tenant_definitions(
     return tenant_parts(tenant, env).definitions()
 
 
+@lru_cache(maxsize=1)
 def implicit_parts() -> TenantParts:
-    """The implicit tenant's definitions: what the module-level names of defs/* are."""
+    """The implicit tenant's definitions: what the module-level names of defs/* are. Built
+    once, from the environment of the first use (as module-level definitions were)."""
     return tenant_parts(implicit_tenant())
 
 

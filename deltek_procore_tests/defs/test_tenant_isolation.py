@@ -260,12 +260,7 @@ def test_two_tenants_sync_at_once_and_stay_isolated(tmp_path, pg_db, boxes, monk
         try:
             runs = _wait_done(instance, [r.run_id for r in queued])
         finally:
-            os.killpg(daemon.pid, signal.SIGINT)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait()
+            _stop_group(daemon)
         failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
         assert not failed, _failure_text(instance, failed, tmp_path)
 
@@ -316,6 +311,21 @@ def test_two_tenants_sync_at_once_and_stay_isolated(tmp_path, pg_db, boxes, monk
                 assert not crossed, f"{name} run {run.run_id} reached another tenant: {crossed}"
     elapsed = time.monotonic() - began
     print(f"two-tenant isolation run: {elapsed:.0f} s")
+
+
+def _stop_group(daemon: subprocess.Popen) -> None:
+    """Stop the daemon, then whatever it started in its process group (its code server and
+    any run still going when a test fails), so nothing outlives the test."""
+    os.killpg(daemon.pid, signal.SIGINT)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(daemon.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    daemon.wait()
 
 
 def _tenant_of(run: dg.DagsterRun, tenants: dict[str, Tenant]) -> str:
