@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cryptography.fernet import Fernet
 from deltek_procore import connections, tenants
 from deltek_procore.cli import _op_name, _sandbox_tenant, build_parser, main, sandbox_exports
 from deltek_procore.credentials import MASTER_KEY_ENV, CredentialStore
+from deltek_procore.posting.documents import AP_KINDS
 from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
 from deltek_procore.state.store import StateStore
 from deltek_procore_tests.test_cli import sandbox_up
@@ -316,3 +318,28 @@ def test_the_posting_steps_are_found_under_the_tenant_s_prefix() -> None:
     from deltek_procore.definitions import defs
 
     assert _op_name(defs.resolve_job_def("sync"), "deltek_ap_invoices") == "deltek_ap_invoices"
+
+
+def test_sync_runs_the_tenant_s_own_dagster_job(two_tenants) -> None:
+    """In a fresh process (the definitions are built from the tenants file at import)."""
+    box = start_sandbox(records=300, seed=5, workdir=two_tenants / "box")
+    env = {**os.environ, **sandbox_exports(box.env, tenant("beta"))}
+    period = sandbox_periods(box)[-1]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "deltek_procore.cli", "sync", "--period", period,
+             "--tenant", "beta", "--json"],
+            env=env, capture_output=True, text=True, cwd=two_tenants, timeout=240,
+        )  # fmt: skip
+        vouchers = box.deltek.ap_vouchers()
+    finally:
+        box.stop()
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["outcome"].startswith("OK")
+    posted = out["postings"]["deltek_ap_invoices"]["counts"]["posted"]
+    assert posted == len(vouchers) > 0
+    beta = StateStore(tenant="beta").ledger_rows(statuses=["posted"])
+    assert len([r for r in beta if r.kind in AP_KINDS]) == posted  # in beta's ledger only
+    assert StateStore(tenant="acme").ledger_rows() == []
+    assert ACME_PW not in done.stdout + done.stderr
