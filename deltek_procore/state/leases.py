@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from deltek_procore.state import schema
 from deltek_procore.state.common import TenantScoped
 
-log = logging.getLogger("deltek_procore.state.store")
+log = logging.getLogger(__name__)
 
 
 class Leases(TenantScoped):

@@ -67,16 +67,17 @@ def schema_version(connection: Connection) -> int:
 def upgrade(engine: Engine) -> int:
     """Bring the database to the head revision; safe to run from several processes at once.
     Returns the schema version."""
-    with engine.connect() as conn:
-        if current_revision(conn) == HEAD:
-            return int(HEAD)
     for attempt in range(5):
         try:
+            with engine.connect() as conn:
+                if current_revision(conn) == HEAD:
+                    return int(HEAD)
             with _migration_lock(engine) as conn:
                 _upgrade(conn)
             return int(HEAD)
         except (OperationalError, IntegrityError):
-            # SQLite waits up to its busy timeout for the lock; past that, try again.
+            # SQLite answers "database is locked" at once, without waiting, where waiting
+            # could deadlock (e.g. switching a new file to WAL): try again shortly.
             if engine.dialect.name == "postgresql" or attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))

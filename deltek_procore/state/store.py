@@ -9,7 +9,6 @@ and writes only that tenant's rows, so several tenants share one database safely
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,8 +48,6 @@ __all__ = [
     "redact_url",
     "utcnow",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class StateStore(Staging, Cursors, Ledger, Audit, Inbox, Leases, VendorLinks, Reviews, Findings):
