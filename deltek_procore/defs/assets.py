@@ -21,6 +21,7 @@ from deltek_procore.defs.resources import (
 )
 from deltek_procore.defs.scope import TenantScope
 from deltek_procore.pipeline import ingest, reference
+from deltek_procore.pipeline.completeness import read_counts
 from deltek_procore.pipeline.postings import (
     AP_KINDS,
     JE_KINDS,
@@ -212,6 +213,36 @@ FINDING_SCHEMA = dg.TableSchema(
 )
 
 
+READ_COMPLETE = "read_complete"
+READ_COMPLETE_TEXT = (
+    "Every Procore listing of this read yielded as many rows as the Total Procore announced for "
+    "the same filters (a second count, independent of paging). Fails naming each listing that "
+    "differs; a short read keeps the cursor, so the next run reads those records again."
+)
+
+
+def read_complete_results(
+    key: dg.AssetKey, results: list[Any], counted: bool, skipped: str | None = None
+) -> list[dg.AssetCheckResult]:
+    """The `read_complete` verdict of a Procore spend asset (none where it has no check)."""
+    if not counted:
+        return []
+    if skipped is not None:
+        outcome_passed, detail = True, f"no listing read in this run ({skipped})"
+    else:
+        outcome = read_counts(results)
+        outcome_passed, detail = outcome.passed, outcome.detail
+    return [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=READ_COMPLETE,
+            passed=outcome_passed,
+            description=detail[:1000],
+            metadata={"detail": detail},
+        )
+    ]
+
+
 # ---- the graph of one tenant -------------------------------------------------------------------
 def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
     """Every asset of one tenant, keyed under its prefix (none for the implicit tenant),
@@ -219,8 +250,17 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
     tenant = scope.tenant
 
     def procore_asset(
-        name: str, description: str, deps: tuple[str, ...] = ()
+        name: str, description: str, deps: tuple[str, ...] = (), *, counted: bool = False
     ) -> Callable[..., dg.AssetsDefinition]:
+        checks = (
+            [
+                dg.AssetCheckSpec(
+                    READ_COMPLETE, asset=scope.key(name), description=READ_COMPLETE_TEXT
+                )
+            ]
+            if counted
+            else []
+        )
         return dg.asset(
             key=scope.key(name),
             group_name=scope.name("procore"),
@@ -228,6 +268,7 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
             deps=[scope.key(d) for d in deps],
             retry_policy=RETRY,
             description=description,
+            check_specs=checks,
         )
 
     def company_asset(name: str, kind: str, description: str) -> dg.AssetsDefinition:
@@ -250,9 +291,14 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
         return _asset
 
     def project_asset(
-        name: str, kinds: tuple[str, ...], description: str, after: tuple[str, ...] = ()
+        name: str,
+        kinds: tuple[str, ...],
+        description: str,
+        after: tuple[str, ...] = (),
+        *,
+        counted: bool = True,
     ) -> dg.AssetsDefinition:
-        @procore_asset(name, description, deps=("procore_projects", *after))
+        @procore_asset(name, description, deps=("procore_projects", *after), counted=counted)
         def _asset(
             context: dg.AssetExecutionContext,
             config: IngestConfig,
@@ -267,10 +313,14 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
                 # it was staged. Reading the ids again would only cost calls.
                 context.log.info(f"{len(config.ids)} record(s) as staged by run {follows}")
                 return dg.MaterializeResult(
-                    metadata={"fetched": 0, "staged_by_run": follows, "records": len(config.ids)}
+                    metadata={"fetched": 0, "staged_by_run": follows, "records": len(config.ids)},
+                    check_results=read_complete_results(
+                        scope.key(name), [], counted, f"read by run {follows}"
+                    ),
                 )
             project_ids = [r.record_id for r in store.staged("project")]
             metadata: dict[str, Any] = {}
+            results: list[ingest.IngestResult] = []
             for kind in kinds:
                 since = store.get_cursor(f"procore:{kind}")
                 window = ingest.reconcile_window(since=since) if config.reconcile else None
@@ -286,7 +336,11 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
                 context.log.info(f"{kind}: {result.fetched} read, {result.changed} changed")
                 prefix = f"{kind}_" if len(kinds) > 1 else ""
                 metadata.update({prefix + k: v for k, v in result.metadata().items()})
-            return dg.MaterializeResult(metadata=metadata)
+                results.append(result)
+            return dg.MaterializeResult(
+                metadata=metadata,
+                check_results=read_complete_results(scope.key(name), results, counted),
+            )
 
         return _asset
 
@@ -298,7 +352,10 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
         "procore_cost_types", "cost_type", "Line item types (cost types) of the company."
     )
     procore_cost_codes = project_asset(
-        "procore_cost_codes", ("cost_code",), "Cost codes of every permitted project."
+        "procore_cost_codes",
+        ("cost_code",),
+        "Cost codes of every permitted project.",
+        counted=False,
     )
     procore_subcontractor_invoices = project_asset(
         "procore_subcontractor_invoices",

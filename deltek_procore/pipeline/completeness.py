@@ -38,27 +38,32 @@ APPROVED_STATUSES = frozenset(
 )
 
 
-def read_counts(result: IngestResult, *, shown: int = 5) -> CheckOutcome:
-    """The rows each listing of one ingest read against the `Total` Procore announced."""
-    if not result.count_mismatches:
-        if not result.counted:
-            return CheckOutcome(True, f"{result.kind}: no listing announced a Total to compare")
-        return CheckOutcome(
-            True, f"{result.kind}: {result.counted} listing(s) read exactly Procore's Total"
-        )
+def read_counts(results: IngestResult | Sequence[IngestResult], *, shown: int = 5) -> CheckOutcome:
+    """The rows each listing of an ingest read against the `Total` Procore announced."""
+    results = [results] if isinstance(results, IngestResult) else list(results)
+    kinds = ", ".join(r.kind for r in results)
+    counted = sum(r.counted for r in results)
+    mismatches = [m for r in results for m in r.count_mismatches]
+    if not mismatches:
+        if not counted:
+            return CheckOutcome(True, f"{kinds}: no listing announced a Total to compare")
+        return CheckOutcome(True, f"{kinds}: {counted} listing(s) read exactly Procore's Total")
     parts = []
-    for m in result.count_mismatches[:shown]:
+    for m in mismatches[:shown]:
         filters = ", ".join(f"{k}={v}" for k, v in sorted(m["filters"].items()))
         parts.append(
             f"{m['path']}{f' ({filters})' if filters else ''}: read {m['read']}, "
             f"Procore's Total {m['total']}"
         )
-    more = len(result.count_mismatches) - shown
-    short = "; the cursor stays, the next run reads them again" if result.short_read else ""
+    more = len(mismatches) - shown
+    short = (
+        "; the cursor stays, the next run reads them again"
+        if any(r.short_read for r in results)
+        else ""
+    )
     return CheckOutcome(
         False,
-        f"{result.kind}: {len(result.count_mismatches)} of {result.counted} listing(s) differ "
-        f"from Procore's count{short}: "
+        f"{kinds}: {len(mismatches)} of {counted} listing(s) differ from Procore's count{short}: "
         + "; ".join(parts)
         + (f"; and {more} more" if more > 0 else ""),
     )
