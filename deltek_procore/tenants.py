@@ -115,14 +115,21 @@ class Tenant(BaseModel):
         return None if value is None else str(value)
 
     @property
+    def keeps_todays_names(self) -> bool:
+        """The implicit tenant, and a tenants-file entry named ``default``: a single-company
+        deployment that adds a second company keeps its asset keys, job names and with them
+        its run history, materializations and partition status in the UI."""
+        return self.implicit or self.name == DEFAULT_TENANT
+
+    @property
     def key_prefix(self) -> list[str]:
-        """Dagster asset-key prefix: none for the implicit tenant (today's keys stay)."""
-        return [] if self.implicit else [self.name]
+        """Dagster asset-key prefix: none for ``default`` (today's keys stay), else the name."""
+        return [] if self.keeps_todays_names else [self.name]
 
     def dagster_name(self, base: str) -> str:
-        """A job, schedule or sensor name for this tenant: today's name for the implicit
-        tenant, ``<tenant>__<base>`` otherwise (Dagster names allow only [A-Za-z0-9_])."""
-        return base if self.implicit else f"{self.name}__{base}"
+        """A job, schedule or sensor name for this tenant: today's name for ``default``,
+        ``<tenant>__<base>`` otherwise (Dagster names allow only [A-Za-z0-9_])."""
+        return base if self.keeps_todays_names else f"{self.name}__{base}"
 
     def suffix(self) -> str:
         return "__" + self.name.upper()
