@@ -19,16 +19,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from deltek_procore.state import schema
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = "dp_alembic_version"
 BASELINE = "0003"  # the tables of schema_version 3, the last release before Alembic
@@ -38,6 +39,10 @@ SCRIPTS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(connection: Connection) -> Config:
+    # Alembic is imported only to migrate: every store opening (each CLI command, each
+    # Dagster step) reads the version itself and would otherwise pay Alembic's 0.4 s import.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
     cfg.attributes["connection"] = connection
@@ -46,8 +51,10 @@ def alembic_config(connection: Connection) -> Config:
 
 def current_revision(connection: Connection) -> str | None:
     """The Alembic revision the database is at; None before Alembic (or when empty)."""
-    ctx = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return ctx.get_current_revision()
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return None
+    version = sa.table(VERSION_TABLE, sa.column("version_num"))
+    return connection.execute(sa.select(version.c.version_num)).scalar()
 
 
 def schema_version(connection: Connection) -> int:
@@ -88,6 +95,8 @@ def _upgrade(conn: Connection) -> None:
     revision = current_revision(conn)
     if revision == HEAD:
         return  # another process migrated while this one waited for the lock
+    from alembic import command
+
     cfg = alembic_config(conn)
     if revision is None:
         inspector = sa.inspect(conn)
