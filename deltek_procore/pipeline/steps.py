@@ -165,6 +165,6 @@ def _look_up(rows: list[PlanRow], holdings: DeltekHoldings) -> None:
         if row.action not in ("create", "adjust", "reverse") or row.document is None:
             continue
         holdings.ensure([row.document])
-        verdict, why = lookup_verdict(row.document, holdings.find(row.document))
-        if verdict != "post":
-            row.action, row.reason = verdict, why
+        verdict = lookup_verdict(row.document, holdings.find(row.document))
+        if verdict.action != "post":
+            row.action, row.reason = verdict.action, verdict.reason

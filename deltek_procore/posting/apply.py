@@ -30,7 +30,7 @@ from deltek_procore.posting.documents import Voucher, document_to_json
 from deltek_procore.posting.lookup import DeltekHoldings
 from deltek_procore.posting.periods import deltek_period, period_end
 from deltek_procore.posting.plan import Outcome, PlanRow, PostingSettings
-from deltek_procore.posting.verify import Held, compare, transtype_of
+from deltek_procore.posting.verify import Held, compare, lookup_verdict, transtype_of
 from deltek_procore.state.states import Action, Reason, State
 from deltek_procore.state.store import AuditEvent, StateStore
 
@@ -82,25 +82,21 @@ class Poster:
         self.store.audit([self._mapped_event(r) for r in postable], self.run_id)
         to_post: list[PlanRow] = []
         for row in postable:
-            found = holdings.find(row.document)
-            if not found:
+            verdict = lookup_verdict(row.document, holdings.find(row.document))
+            found = list(verdict.found)
+            if verdict.action == "post":
                 if row.action == Action.ADOPT:  # approved for adoption, but gone since
                     row.action = Action.CREATE
                 to_post.append(row)
-            elif len(found) > 1:
-                self._review(row, outcome, _twins_reason(row, found), found)
+            elif row.action == Action.ADOPT and verdict.comparison is not None:
+                # a person approved adopting the one document Deltek holds
+                hidden = verdict.comparison.hidden_amounts
+                self._adopt(row, found[0], outcome, hidden, row.reason)
+            elif verdict.action == "adopt":
+                assert verdict.comparison is not None
+                self._adopt(row, found[0], outcome, verdict.comparison.hidden_amounts)
             else:
-                verdict = compare(row.document, found)
-                if row.action == Action.ADOPT:  # a person approved what Deltek holds
-                    self._adopt(row, found[0], outcome, verdict.hidden_amounts, row.reason)
-                elif verdict.same:
-                    self._adopt(row, found[0], outcome, verdict.hidden_amounts)
-                else:
-                    reason = (
-                        f"Deltek already holds {_what(row)} (batch {found[0].batch}) with other "
-                        f"lines: {verdict.describe()}; not adopted, nothing posted"
-                    )
-                    self._review(row, outcome, reason, found)
+                self._review(row, outcome, verdict.reason, found)
         groups: dict[tuple[str, str], list[PlanRow]] = defaultdict(list)
         for row in to_post:
             groups[(transtype_of(row.document), row.period or "")].append(row)
@@ -597,17 +593,3 @@ def _signed(doc: Any) -> list[tuple[Any, Any]]:
     if isinstance(doc, Voucher):
         return [(ln, ln.amount) for ln in doc.lines]
     return [(ln, ln.debit - ln.credit) for ln in doc.lines]
-
-
-def _what(row: PlanRow) -> str:
-    if isinstance(row.document, Voucher):
-        return f"vendor {row.document.vendor} invoice {row.document.invoice!r}"
-    return f"journal entry {row.document.ref_no}"
-
-
-def _twins_reason(row: PlanRow, found: list[Held]) -> str:
-    where = ", ".join(f"{h.batch or '?'} ({'posted' if h.posted else 'unposted'})" for h in found)
-    return (
-        f"Deltek holds {len(found)} documents as {_what(row)}: {where}; a person must decide "
-        "which one stands; nothing posted"
-    )

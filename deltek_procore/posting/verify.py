@@ -244,19 +244,51 @@ def from_ledger_rows(transtype: str, rows: Iterable[Mapping[str, Any]]) -> list[
     return out
 
 
-def lookup_verdict(doc: Document, found: list[Held]) -> tuple[str, str]:
-    """What the look-up before a write decides: ("post" | "adopt" | "review", why)."""
+@dataclass(frozen=True)
+class LookupVerdict:
+    """What the look-up before a write decides for one document: `post` (not in Deltek),
+    `adopt` (there with the same lines) or `review` (there with other lines, or twice)."""
+
+    action: str
+    reason: str
+    found: tuple[Held, ...] = ()
+    comparison: Comparison | None = None
+
+
+def document_name(doc: Document) -> str:
+    """How messages name a document: the key Deltek finds it by."""
+    if isinstance(doc, Voucher):
+        return f"vendor {doc.vendor} invoice {doc.invoice!r}"
+    return f"journal entry {doc.ref_no}"
+
+
+def lookup_verdict(doc: Document, found: list[Held]) -> LookupVerdict:
+    """The one rule for a document found (or not) in Deltek under the connector's key:
+    adopt only what matches line for line; anything else goes to a person, nothing posted."""
     if not found:
-        return "post", "not in Deltek"
+        return LookupVerdict("post", "not in Deltek")
     if len(found) > 1:
         where = ", ".join(
             f"{h.batch or '?'} ({'posted' if h.posted else 'unposted'})" for h in found
         )
-        return "review", f"Deltek holds {len(found)} documents under this key: {where}"
-    verdict = compare(doc, found)
-    if verdict.same:
-        return "adopt", f"already in Deltek (batch {found[0].batch}) with the same lines"
-    return "review", (
-        f"Deltek already holds it (batch {found[0].batch}) with other lines: "
-        f"{verdict.describe()}; not adopted, nothing posted"
+        return LookupVerdict(
+            "review",
+            f"Deltek holds {len(found)} documents as {document_name(doc)}: {where}; a person "
+            "must decide which one stands; nothing posted",
+            tuple(found),
+        )
+    comparison = compare(doc, found)
+    if comparison.same:
+        return LookupVerdict(
+            "adopt",
+            f"already in Deltek (batch {found[0].batch}) with the same lines",
+            tuple(found),
+            comparison,
+        )
+    return LookupVerdict(
+        "review",
+        f"Deltek already holds {document_name(doc)} (batch {found[0].batch}) with other lines: "
+        f"{comparison.describe()}; not adopted, nothing posted",
+        tuple(found),
+        comparison,
     )

@@ -16,6 +16,7 @@ from deltek_procore.posting.verify import (
     compare,
     from_batch_details,
     from_ledger_rows,
+    lookup_verdict,
 )
 
 D = Decimal
@@ -117,3 +118,19 @@ def test_posted_ledger_rows_group_per_document_and_batch() -> None:
         ("B1", D("540.00"), True, 202610),
         ("B9", D("100.00"), True, 202610),
     ]
+
+
+def test_the_look_up_adopts_only_a_line_for_line_match_and_sends_the_rest_to_a_person() -> None:
+    doc = voucher(("5100", "P1", "600.00"))
+    same = from_batch_details("AP", "B1", ap_details(("5100", "P1", "600")), MASTER)["V001|INV-1"]
+    other = from_batch_details("AP", "B2", ap_details(("5100", "P1", "100")), MASTER)["V001|INV-1"]
+
+    assert lookup_verdict(doc, []).action == "post"
+    adopt = lookup_verdict(doc, [same])
+    assert adopt.action == "adopt" and adopt.comparison is not None and adopt.comparison.same
+    keyed = lookup_verdict(doc, [other])  # a clerk's $100 voucher under the same key
+    assert keyed.action == "review" and "batch B2" in keyed.reason
+    assert "vendor V001 invoice 'INV-1'" in keyed.reason and "nothing posted" in keyed.reason
+    twins = lookup_verdict(doc, [same, other])
+    assert twins.action == "review" and twins.comparison is None
+    assert "2 documents" in twins.reason and "B1 (unposted), B2 (unposted)" in twins.reason
