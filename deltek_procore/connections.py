@@ -25,7 +25,11 @@ from urllib.parse import urlsplit
 
 from deltek_procore.credentials import CredentialStore, MasterKeyError
 from deltek_procore.deltek.client import DeltekClient, DeltekSettings
-from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
+from deltek_procore.procore.client import (
+    MAX_DETAIL_CONCURRENCY,
+    ProcoreClient,
+    ProcoreSettings,
+)
 from deltek_procore.state.store import default_state_url
 from deltek_procore.tenants import DEFAULT_TENANT, TENANT_NAME_ENV, Tenant
 
@@ -198,7 +202,29 @@ def procore_settings(
         client_id=values["PROCORE_CLIENT_ID"],
         client_secret=values["PROCORE_CLIENT_SECRET"],
         company_id=company,
+        **_detail_concurrency(view),
     )
+
+
+DETAIL_CONCURRENCY_ENV = "PROCORE_DETAIL_CONCURRENCY"
+
+
+def _detail_concurrency(view: Mapping[str, str]) -> dict[str, int]:
+    """`PROCORE_DETAIL_CONCURRENCY` (deployment-wide): Procore detail reads in flight at once."""
+    raw = (view.get(DETAIL_CONCURRENCY_ENV) or "").strip()
+    if not raw:
+        return {}
+    top = MAX_DETAIL_CONCURRENCY
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= top:
+        raise ConfigurationError(
+            f"{DETAIL_CONCURRENCY_ENV} must be a whole number from 1 (one detail read at a "
+            f"time) to {top}; unset it for the default"
+        )
+    return {"detail_concurrency": value}
 
 
 def _url(name: str, values: Mapping[str, str], view: Mapping[str, str], tenant: Tenant | None):

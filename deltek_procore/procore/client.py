@@ -20,7 +20,12 @@ What it takes care of, so callers do not have to (on the shared HTTP layer,
   application (both cached, so translation stays pure);
 - a record whose detail read (line items, items, its contract) answers 404 is yielded
   marked `detail_gone` ("gone from Procore (404 on ...)") instead of ending the listing:
-  translation quarantines it, every other record is read.
+  translation quarantines it, every other record is read;
+- detail reads overlap (`detail_concurrency`, default 4; 1 reads one at a time): Procore
+  has no bulk read for line items, so the calls are the minimum and only their latency
+  can be shared. Records are yielded in the listing's order with the same calls (each
+  cache entry is filled by one call, see parallel.py), at most a page of records ahead;
+  token, pacing, retries, counters and the connection pool are shared safely.
 Secrets never reach logs, exception text or reprs.
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,7 +43,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from deltek_procore.http.paging import LinkPaginator, Page, wanted_ids
 from deltek_procore.http.retry import (
@@ -70,6 +76,7 @@ from .models import (
     to_int,
 )
 from .pacing import RateLimitPacer
+from .parallel import KeyedLocks, ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,8 @@ T = TypeVar("T")
 
 ID_CHUNK = 100  # ids per id-filtered call; keeps URLs well under proxy limits
 V2_MAX_PER_PAGE = 100  # v2.0 lists page at 10 by default and at most 100
+MAX_DETAIL_CONCURRENCY = 16  # Procore's spike limit makes more pointless
+DIRECT_COST_BATCHES_AHEAD = 2  # a batch's bulk line read overlaps the next page's listing
 PREVIOUS_ITEMS_CACHE = 2000  # requisitions whose items are kept for their successor
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -100,11 +109,14 @@ class ProcoreSettings(BaseModel):
     max_retries: int = 6
     per_page: int = 100
     min_remaining: int = 2
+    # detail reads (line items) in flight at once; 1 = one after the other
+    detail_concurrency: int = Field(4, ge=1, le=MAX_DETAIL_CONCURRENCY)
 
 
 @dataclass
 class ProcoreStats:
-    """Counters for run metadata and tests; `waits_s` is all time spent sleeping."""
+    """Counters for run metadata and tests; `waits_s` is all time spent sleeping.
+    Threads reading details at once count through `add` (a `+=` could lose a count)."""
 
     calls: int = 0
     retries: int = 0
@@ -118,6 +130,14 @@ class ProcoreStats:
     # whole listings whose rows read were compared with Procore's Total, and those that differed
     counted_listings: int = 0
     count_mismatches: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def add(self, **counts: float) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -243,17 +263,16 @@ class _Hooks(RetryHooks):
         return self._client._pacer.throttled_wait(headers, now)
 
     def pace(self) -> float:
-        return self._client._pacer.delay(self.clock())
+        return self._client._pacer.delay(self.clock(), mine=1)  # the retried call is in flight
 
     def seen(self, status: int | None, headers: Mapping[str, str]) -> None:
         self._client._pacer.observe(headers, self.clock())
         if status == 429:
-            self._client.stats.throttled_429 += 1
+            self._client.stats.add(throttled_429=1)
 
     def retrying(self, cause: str, status: int | None, headers: Mapping[str, str]) -> None:
         stats = self._client.stats
-        stats.retries += 1
-        stats.calls += 1
+        stats.add(retries=1, calls=1)
         log.info("Procore answered %s; retrying (retry %d of this client)", cause, stats.retries)
 
 
@@ -291,7 +310,9 @@ class ProcoreClient:
         self._commitment_cache: dict[tuple[int, int], dict] = {}
         self._commitment_lines_cache: dict[tuple[int, int], dict[int, dict]] = {}
         self._requisition_items_cache: dict[tuple[int, int], list[dict]] = {}
+        self._requisition_items_lock = threading.Lock()  # its bounded eviction
         self._commitment_kinds: dict[tuple[int, int], CommitmentKind] = {}  # from listings
+        self._filling = KeyedLocks()  # one call per cache entry, whichever thread asks first
 
     def _mount(self) -> None:
         """urllib3 retries on the session: the API (reads; 429 for any method) and the
@@ -301,19 +322,22 @@ class ProcoreClient:
         api = read_retry(attempts, hooks, writes_retry_on={429})
         token = read_retry(attempts, hooks, methods=READS | {"POST"})
         token_url = self.settings.auth_url.split("?")[0]
+        # every detail worker and the listing thread may hold a connection at once
+        pool = max(requests.adapters.DEFAULT_POOLSIZE, self.settings.detail_concurrency + 2)
         adapter = RetryingAdapter(
-            lambda request: token if str(request.url).split("?")[0] == token_url else api
+            lambda request: token if str(request.url).split("?")[0] == token_url else api,
+            pool_maxsize=pool,
         )
         for prefix in (self.settings.api_url.rstrip("/") + "/", token_url):
             self._session.mount(prefix, adapter)
 
     def _count(self, event: str) -> None:
         if event == "call":
-            self.stats.calls += 1
+            self.stats.add(calls=1)
         elif event == "token":
-            self.stats.tokens += 1
+            self.stats.add(tokens=1)
         elif event == "reauth":
-            self.stats.reauths += 1
+            self.stats.add(reauths=1)
 
     def __repr__(self) -> str:
         return (
@@ -334,7 +358,7 @@ class ProcoreClient:
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            self.stats.waits_s += seconds
+            self.stats.add(waits_s=seconds)
             self._sleep(seconds)
 
     def _secrets(self) -> list[str]:
@@ -388,13 +412,15 @@ class ProcoreClient:
         """
         url = path if path.startswith("http") else self.settings.api_url.rstrip("/") + path
         log_path = urlsplit(url).path
-        self._wait(self._pacer.delay(self._clock()))
         headers = {
             "Procore-Company-Id": str(self.settings.company_id),
             "Accept": "application/json",
         }
-        self.stats.calls += 1
+        answered: Mapping[str, str] | None = None
         try:
+            # counted in flight from here, so calls sent together never share a last slot
+            self._wait(self._pacer.reserve(self._clock()))
+            self.stats.add(calls=1)
             resp = self._session.request(
                 method,
                 url,
@@ -404,11 +430,13 @@ class ProcoreClient:
                 auth=self._auth,
                 timeout=self._timeout(),
             )
+            answered = resp.headers
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise ProcoreError(
                 f"connection failed ({type(exc).__name__})", method=method, path=log_path
             ) from None
-        self._pacer.observe(resp.headers, self._clock())
+        finally:
+            self._pacer.release(answered, self._clock())
         if resp.status_code >= 400:
             raise self._error(resp, method, log_path)
         return resp
@@ -430,7 +458,7 @@ class ProcoreClient:
 
     def _page(self, path: str, base: Params, number: int, size: int) -> Page:
         resp = self.request("GET", path, base + [("page", number), ("per_page", size)])
-        self.stats.pages += 1
+        self.stats.add(pages=1)
         try:
             items = page_items(self._json(resp, "GET", path))
         except ValueError as exc:
@@ -451,12 +479,12 @@ class ProcoreClient:
         base = [(k, v) for k, v in (params or []) if k not in ("page", "per_page")]
 
         def repeated() -> None:
-            self.stats.repeated_pages += 1
+            self.stats.add(repeated_pages=1)
 
         def counted(read: int, total: int | None) -> None:
             if total is None:
                 return  # a listing without paging headers (the v1.0 change order list)
-            self.stats.counted_listings += 1
+            self.stats.add(counted_listings=1)
             if read != total:
                 where = urlsplit(path).path
                 filters = {k: str(v) for k, v in base if k.startswith("filters")}
@@ -494,13 +522,26 @@ class ProcoreClient:
 
     def _gone(self, record: dict) -> dict:
         if DETAIL_GONE in record:
-            self.stats.gone += 1
+            self.stats.add(gone=1)
             log.warning(
                 "Procore record %s: %s; it is quarantined, the listing goes on",
                 record.get("id"),
                 record[DETAIL_GONE],
             )
         return record
+
+    def _details(
+        self,
+        records: Iterable[Any],
+        read: Callable[[Any], dict],
+        needs: Callable[[Any], bool] | None = None,
+    ) -> Iterator[dict]:
+        """`read(record)` (its detail reads) for each listed record, `detail_concurrency` at
+        a time, in the listing's order, at most a page ahead; `needs` says which records
+        have any detail to read."""
+        workers = self.settings.detail_concurrency
+        window = max(workers, self.settings.per_page)
+        return ordered_map(records, read, workers=workers, window=window, needs=needs)
 
     # ------------------------------------------------------------ reference data
 
@@ -561,11 +602,15 @@ class ProcoreClient:
         """
         base: Params = [("project_id", int(project_id)), ("view", "items")]
         plans = query_plans(base, status=status, ids=ids, updated=updated, id_style="csv")
-        for raw in self._unique(self._each("/rest/v1.1/requisitions", plans)):
-            record = {"project_id": int(project_id), **raw}
-            if raw.get("items") is None:
+        listed = (
+            {"project_id": int(project_id), **raw}
+            for raw in self._unique(self._each("/rest/v1.1/requisitions", plans))
+        )
+
+        def details(record: dict) -> dict:
+            if record.get("items") is None:
                 record["items"] = _detail(
-                    record, [], self._requisition_items_v10, project_id, to_int(raw["id"])
+                    record, [], self._requisition_items_v10, project_id, to_int(record["id"])
                 )
             record["items"] = _detail(
                 record, record["items"], self._with_previous_figures, project_id, record
@@ -580,30 +625,35 @@ class ProcoreClient:
                 record["items"] = _detail(
                     record, record["items"], self._with_cost_types, project_id, record
                 )
+            return record
+
+        for record in self._details(listed, details):
             yield Requisition.model_validate(self._gone(record))
 
     def _requisition_items_v10(self, project_id: int, requisition_id: int | None) -> list[dict]:
         """v1.0 items: contract items plus change-order items (404 = none), cached."""
         key = (int(project_id), int(requisition_id or 0))
-        cached = self._requisition_items_cache.get(key)
-        if cached is not None:
-            return [dict(i) for i in cached]
-        items: list[dict] = []
-        params: Params = [("project_id", int(project_id))]
-        for suffix in ("contract_items", "change_order_items"):
-            path = f"/rest/v1.0/requisitions/{requisition_id}/{suffix}"
-            try:
-                items.extend(self.paginate(path, params))
-            except ProcoreError as exc:
-                if exc.status != 404 or suffix == "contract_items":
-                    raise
-        self._remember_items(key, items)
+        with self._filling.hold(("items", *key)):
+            cached = self._requisition_items_cache.get(key)
+            if cached is not None:
+                return [dict(i) for i in cached]
+            items: list[dict] = []
+            params: Params = [("project_id", int(project_id))]
+            for suffix in ("contract_items", "change_order_items"):
+                path = f"/rest/v1.0/requisitions/{requisition_id}/{suffix}"
+                try:
+                    items.extend(self.paginate(path, params))
+                except ProcoreError as exc:
+                    if exc.status != 404 or suffix == "contract_items":
+                        raise
+            self._remember_items(key, items)
         return [dict(i) for i in items]
 
     def _remember_items(self, key: tuple[int, int], items: list[dict]) -> None:
-        if len(self._requisition_items_cache) >= PREVIOUS_ITEMS_CACHE:
-            self._requisition_items_cache.pop(next(iter(self._requisition_items_cache)))
-        self._requisition_items_cache[key] = [dict(i) for i in items]
+        with self._requisition_items_lock:
+            if len(self._requisition_items_cache) >= PREVIOUS_ITEMS_CACHE:
+                self._requisition_items_cache.pop(next(iter(self._requisition_items_cache)))
+            self._requisition_items_cache[key] = [dict(i) for i in items]
 
     def _with_previous_figures(self, project_id: int, record: Mapping) -> list[dict]:
         """Fill the previous application's figures into items that lack them (v1.0).
@@ -639,20 +689,21 @@ class ProcoreClient:
 
     def _commitment_raw(self, project_id: int, commitment_id: int, type_name: Any) -> dict:
         key = (int(project_id), int(commitment_id))
-        if key not in self._commitment_cache:
-            kind = _COMMITMENT_TYPES.get(str(type_name))
-            kinds = [kind] if kind else list(_KINDS)
-            for index, one in enumerate(kinds):
-                path = f"/rest/v1.0/{one}_contracts/{int(commitment_id)}"
-                try:
-                    raw = self.get_json(path, [("project_id", int(project_id))])
-                except ProcoreError as exc:
-                    if exc.status == 404 and index + 1 < len(kinds):
-                        continue
-                    raise
-                self._commitment_cache[key] = {"kind": one, **raw}
-                break
-        return self._commitment_cache[key]
+        with self._filling.hold(("commitment", *key)):
+            if key not in self._commitment_cache:
+                kind = _COMMITMENT_TYPES.get(str(type_name))
+                kinds = [kind] if kind else list(_KINDS)
+                for index, one in enumerate(kinds):
+                    path = f"/rest/v1.0/{one}_contracts/{int(commitment_id)}"
+                    try:
+                        raw = self.get_json(path, [("project_id", int(project_id))])
+                    except ProcoreError as exc:
+                        if exc.status == 404 and index + 1 < len(kinds):
+                            continue
+                        raise
+                    self._commitment_cache[key] = {"kind": one, **raw}
+                    break
+            return self._commitment_cache[key]
 
     def _commitment_vendor(self, project_id: int, record: Mapping) -> tuple[Any, Any]:
         raw = self._commitment_raw(
@@ -668,20 +719,21 @@ class ProcoreClient:
         life. Without `kind` (given, or seen when this client listed the contract), the
         work order path is tried first, then the purchase order one."""
         key = (int(project_id), int(contract_id))
-        if key not in self._commitment_lines_cache:
-            kind = kind or self._commitment_kinds.get(key)
-            kinds = [kind] if kind else list(_KINDS)
-            for index, one in enumerate(kinds):
-                path = f"/rest/v1.0/{one}_contracts/{int(contract_id)}/line_items"
-                try:
-                    lines = list(self.paginate(path, [("project_id", int(project_id))]))
-                except ProcoreError as exc:
-                    if exc.status == 404 and index + 1 < len(kinds):
-                        continue
-                    raise
-                self.remember_contract_lines(project_id, contract_id, lines)
-                break
-        return self._commitment_lines_cache[key]
+        with self._filling.hold(("lines", *key)):
+            if key not in self._commitment_lines_cache:
+                kind = kind or self._commitment_kinds.get(key)
+                kinds = [kind] if kind else list(_KINDS)
+                for index, one in enumerate(kinds):
+                    path = f"/rest/v1.0/{one}_contracts/{int(contract_id)}/line_items"
+                    try:
+                        lines = list(self.paginate(path, [("project_id", int(project_id))]))
+                    except ProcoreError as exc:
+                        if exc.status == 404 and index + 1 < len(kinds):
+                            continue
+                        raise
+                    self.remember_contract_lines(project_id, contract_id, lines)
+                    break
+            return self._commitment_lines_cache[key]
 
     def remember_contract_lines(
         self, project_id: int, contract_id: int, lines: Iterable[Mapping]
@@ -731,25 +783,38 @@ class ProcoreClient:
         with_line_items: bool = True,
     ) -> Iterator[DirectCost]:
         """Direct costs with their lines: one list call per page of costs plus one bulk
-        line-item call per 100 costs (never one show call per cost)."""
+        line-item call per 100 costs (never one show call per cost). A batch's lines are
+        read while the next page is listed (with `detail_concurrency` above 1)."""
         path = f"/rest/v1.1/projects/{int(project_id)}/direct_costs"
         plans = query_plans([], ids=ids, updated=updated, id_style="csv")
-        batch: list[dict] = []
-        for raw in self._unique(self._each(path, plans)):
-            batch.append(raw)
-            if len(batch) >= self.settings.per_page:
-                yield from self._direct_cost_batch(project_id, batch, with_line_items)
-                batch = []
-        if batch:
-            yield from self._direct_cost_batch(project_id, batch, with_line_items)
+
+        def batches() -> Iterator[list[dict]]:
+            batch: list[dict] = []
+            for raw in self._unique(self._each(path, plans)):
+                batch.append(raw)
+                if len(batch) >= self.settings.per_page:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        def lines(batch: list[dict]) -> tuple[list[dict], dict[int, list[dict] | ProcoreError]]:
+            if not with_line_items:
+                return batch, {}
+            need = [to_int(r["id"]) or 0 for r in batch if r.get("line_items") is None]
+            return batch, self._direct_cost_lines(project_id, need)
+
+        ahead = min(self.settings.detail_concurrency, DIRECT_COST_BATCHES_AHEAD)
+        for batch, found in ordered_map(batches(), lines, workers=ahead, window=ahead):
+            yield from self._direct_cost_batch(project_id, batch, found, with_line_items)
 
     def _direct_cost_batch(
-        self, project_id: int, batch: list[dict], with_lines: bool
+        self,
+        project_id: int,
+        batch: list[dict],
+        lines: dict[int, list[dict] | ProcoreError],
+        with_lines: bool,
     ) -> Iterator[DirectCost]:
-        lines: dict[int, list[dict]] = {}
-        if with_lines:
-            need = [to_int(r["id"]) or 0 for r in batch if r.get("line_items") is None]
-            lines = self._direct_cost_lines(project_id, need)
         for raw in batch:
             record = {"project_id": int(project_id), **raw}
             if with_lines and raw.get("line_items") is None:
@@ -819,12 +884,23 @@ class ProcoreClient:
         path = f"/rest/v1.0/{kind}_contracts"
         base: Params = [("project_id", int(project_id))]
         plans = query_plans(base, status=status, ids=ids, updated=updated, id_style="csv")
-        for raw in self._unique(self._each(path, plans)):
-            record = {"project_id": int(project_id), **raw, "kind": kind}
-            self._commitment_kinds[(int(project_id), to_int(raw["id"]) or 0)] = kind
-            if _wants_lines(with_line_items, raw):
-                lines_path = f"{path}/{to_int(raw['id'])}/line_items"
+
+        def listed() -> Iterator[tuple[dict, bool]]:
+            for raw in self._unique(self._each(path, plans)):
+                self._commitment_kinds[(int(project_id), to_int(raw["id"]) or 0)] = kind
+                yield (
+                    {"project_id": int(project_id), **raw, "kind": kind},
+                    _wants_lines(with_line_items, raw),
+                )
+
+        def details(listed_record: tuple[dict, bool]) -> dict:
+            record, wants = listed_record
+            if wants:
+                lines_path = f"{path}/{to_int(record['id'])}/line_items"
                 record["line_items"] = _detail(record, [], self._all, lines_path, base)
+            return record
+
+        for record in self._details(listed(), details, needs=lambda pair: pair[1]):
             yield Commitment.model_validate(self._gone(record))
 
     def change_orders(
@@ -847,12 +923,17 @@ class ProcoreClient:
         path = f"/rest/v1.0/projects/{int(project_id)}/commitment_change_orders"
         plans = query_plans([], status=status, ids=ids, updated=updated, id_style="single")
         company = self.settings.company_id
-        for raw in self._unique(self._each(path, plans)):
-            record = {"project_id": int(project_id), **raw}
-            if _wants_lines(with_line_items, raw):
+        listed = (
+            ({"project_id": int(project_id), **raw}, _wants_lines(with_line_items, raw))
+            for raw in self._unique(self._each(path, plans))
+        )
+
+        def details(listed_record: tuple[dict, bool]) -> dict:
+            record, wants = listed_record
+            if wants:
                 lines_path = (
                     f"/rest/v2.0/companies/{company}/projects/{int(project_id)}"
-                    f"/commitment_change_orders/{to_int(raw['id'])}/line_items"
+                    f"/commitment_change_orders/{to_int(record['id'])}/line_items"
                 )
                 record["line_items"] = _detail(
                     record, [], self._all, lines_path, per_page=V2_MAX_PER_PAGE
@@ -866,6 +947,13 @@ class ProcoreClient:
                     record,
                     staged_contract,
                 )
+            return record
+
+        def needs(listed_record: tuple[dict, bool]) -> bool:
+            record, wants = listed_record
+            return wants or bool(record.get("line_items"))
+
+        for record in self._details(listed, details, needs):
             yield ChangeOrder.model_validate(self._gone(record))
 
     def _with_contract_lines(
@@ -879,17 +967,19 @@ class ProcoreClient:
         wanted = [x for x in lines if to_int(x.get("commitment_line_item_id")) is not None]
         if contract_id is None or not wanted:
             return lines
-        known = self._commitment_lines_cache.get((int(project_id), contract_id))
-        if known is None:
-            staged = staged_contract(contract_id) if staged_contract else None
-            if staged and staged.get("line_items"):
-                self.remember_contract_lines(project_id, contract_id, staged["line_items"])
-                known = self._commitment_lines_cache[(int(project_id), contract_id)]
-            else:
-                kind = staged.get("kind") if staged else None
-                known = self.contract_lines(
-                    project_id, contract_id, kind if kind in _KINDS else None
-                )
+        key = (int(project_id), contract_id)
+        with self._filling.hold(("lines", *key)):  # one look-up (and call) per contract
+            known = self._commitment_lines_cache.get(key)
+            if known is None:
+                staged = staged_contract(contract_id) if staged_contract else None
+                if staged and staged.get("line_items"):
+                    self.remember_contract_lines(project_id, contract_id, staged["line_items"])
+                    known = self._commitment_lines_cache[key]
+                else:
+                    kind = staged.get("kind") if staged else None
+                    known = self.contract_lines(
+                        project_id, contract_id, kind if kind in _KINDS else None
+                    )
         for line in wanted:
             found = known.get(to_int(line["commitment_line_item_id"]) or 0)
             line["contract_line"] = (
@@ -967,7 +1057,7 @@ class ProcoreClient:
             if cursor is not None:
                 params.append(("page_start", cursor))
             items = page_items(self.get_json(path, params))
-            self.stats.pages += 1
+            self.stats.add(pages=1)
             out.extend(items)
             if len(items) < page_size:
                 return out
