@@ -143,6 +143,14 @@ def test_defaults_are_https_and_pass():
     assert settings.auth_url.startswith("https://") and settings.api_url.startswith("https://")
 
 
+def test_procore_detail_concurrency_defaults_to_four_and_is_set_by_its_variable():
+    assert procore_settings(procore_env()).detail_concurrency == 4
+    assert procore_settings(procore_env(PROCORE_DETAIL_CONCURRENCY="1")).detail_concurrency == 1
+    for wrong in ("0", "17", "four"):
+        with pytest.raises(ConfigurationError, match="PROCORE_DETAIL_CONCURRENCY must be"):
+            procore_settings(procore_env(PROCORE_DETAIL_CONCURRENCY=wrong))
+
+
 def test_stored_http_url_is_refused_too(tmp_path):
     """A URL from the encrypted store goes through the same rule as one from the environment."""
     key = Fernet.generate_key().decode()

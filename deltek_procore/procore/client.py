@@ -115,8 +115,9 @@ class ProcoreSettings(BaseModel):
 
 @dataclass
 class ProcoreStats:
-    """Counters for run metadata and tests; `waits_s` is all time spent sleeping.
-    Threads reading details at once count through `add` (a `+=` could lose a count)."""
+    """Counters for run metadata and tests; `waits_s` is all time spent sleeping (summed
+    over the threads reading details, so it may exceed the wall time they took).
+    Threads count through `add` (a `+=` could lose a count)."""
 
     calls: int = 0
     retries: int = 0

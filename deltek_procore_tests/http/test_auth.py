@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import requests
 from pydantic import SecretStr
 
@@ -53,3 +56,29 @@ def test_the_token_is_renewed_ahead_of_expiry_and_never_shown():
     now[0] = 90.0  # 10 s before expiry
     assert auth.current().access.get_secret_value() == "tok-2"
     assert "tok-" not in repr(auth) and "tok-" not in repr(auth.token)
+
+
+def test_threads_asking_at_once_for_a_due_token_share_one_renewal():
+    now = [0.0]
+
+    class Slow(Counting):
+        def obtain(self, stale):
+            time.sleep(0.05)  # a token round trip: the other threads arrive meanwhile
+            return super().obtain(stale)
+
+    auth = Slow(lambda: now[0])
+    assert auth.current().access.get_secret_value() == "tok-1"
+    now[0] = 95.0  # due
+    gate = threading.Barrier(8)
+    seen: list[str] = []
+
+    def ask() -> None:
+        gate.wait()
+        seen.append(auth.current().access.get_secret_value())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert auth.issued == 2 and seen == ["tok-2"] * 8

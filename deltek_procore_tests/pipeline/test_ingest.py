@@ -36,7 +36,7 @@ def sim():
     simulator.close()
 
 
-def client_for(url: str) -> tuple[ProcoreClient, RecordingSession]:
+def client_for(url: str, concurrency: int = 4) -> tuple[ProcoreClient, RecordingSession]:
     session = RecordingSession()
     settings = ProcoreSettings(
         auth_url=f"{url}/oauth/token",
@@ -44,6 +44,7 @@ def client_for(url: str) -> tuple[ProcoreClient, RecordingSession]:
         client_id=seed.PROCORE_CLIENT_ID,
         client_secret=seed.PROCORE_CLIENT_SECRET,
         company_id=seed.PROCORE_COMPANY_ID,
+        detail_concurrency=concurrency,
     )
     return ProcoreClient(settings, session=session), session
 
@@ -120,3 +121,48 @@ def test_each_listing_is_counted_against_procores_total(sim, tmp_path, fault, co
     assert (result.fetched == truth) is complete
     assert (store.get_cursor("procore:direct_cost") is not None) is complete
     assert result.short_read is (not complete)
+
+
+POSTABLE = ("requisition", "direct_cost", "work_order", "purchase_order", "change_order")
+
+
+def test_parallel_detail_reads_stage_the_same_records_with_the_same_calls(tmp_path):
+    """One detail read at a time and four at once: the same staged payloads, the same calls
+    per path, on the full read and on the poll after it (which reads lines only for records
+    that changed, and takes change order lines from contracts staged meanwhile). A simulator
+    of its own without the spike limit: the calls are compared, not paced."""
+    simulator = ProcoreSimulator(seed.build(records=200), hourly_limit=10**6, spike_limit=10**6)
+    server = serve_in_thread(simulator.app)
+    try:
+        staged, calls = _read_twice(server.url, tmp_path)
+    finally:
+        server.stop()
+        simulator.close()
+    assert staged[0] == staged[1] and len(staged[0]) > 100
+    assert calls[0] == calls[1]
+    assert sum(n for p, n in calls[1].items() if p.endswith("/line_items")) > 10
+
+
+def _read_twice(url: str, tmp_path) -> tuple[list[dict], list[Counter]]:
+    """Full read then poll, with concurrency 1 and 4: staged records and calls of each."""
+    staged: list[dict] = []
+    calls: list[Counter] = []
+    for concurrency in (1, 4):
+        store = StateStore(f"sqlite:///{tmp_path / f'state{concurrency}.db'}")
+        client, session = client_for(url, concurrency)
+        projects = [p.id for p in client.projects()]
+        for kind in POSTABLE:
+            ingest_projects(client, store, kind, projects, full=True)
+        poll, poll_session = client_for(url, concurrency)
+        for kind in POSTABLE:
+            ingest_projects(poll, store, kind, projects)
+        staged.append(
+            {
+                (kind, r.record_id): (r.content_hash, r.payload)
+                for kind in POSTABLE
+                for r in store.staged(kind)
+            }
+        )
+        calls.append(Counter(session.paths) + Counter("poll " + p for p in poll_session.paths))
+        assert client.stats.tokens == 1 and poll.stats.tokens == 1
+    return staged, calls
