@@ -28,6 +28,7 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -104,12 +105,15 @@ class CountingSession(requests.Session):
         super().__init__()
         self.calls: Counter[str] = Counter()
         self.throttled: int = 0
+        self._lock = threading.Lock()  # the client reads details on several threads
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.calls[endpoint_key(method, url)] += 1
+        with self._lock:
+            self.calls[endpoint_key(method, url)] += 1
         response = super().request(method, url, *args, **kwargs)
         if response.status_code == 429:
-            self.throttled += 1
+            with self._lock:
+                self.throttled += 1
         return response
 
 
