@@ -66,10 +66,20 @@ def candidates(
 ) -> list[Candidate]:
     out: list[Candidate] = []
     for kind in kinds:
-        for rec in store.staged(kind, periods=periods, ids=ids):
+        # a page of raw payloads at a time (a requisition with its G703 items is ~20 kB of
+        # JSON, several times that parsed): only the parsed, declared fields stay for the month
+        staged = (
+            store.iter_staged(kind, periods=periods, page=CANDIDATE_PAGE)
+            if ids is None
+            else store.staged(kind, periods=periods, ids=ids)
+        )
+        for rec in staged:
             record = declared_only(parse(kind, rec.payload))
             out.append(Candidate(kind, record, rec.content_hash, rec.period))
     return out
+
+
+CANDIDATE_PAGE = 250
 
 
 def declared_only(model: Any) -> Any:
