@@ -230,32 +230,38 @@ def test_credentials_alone_from_the_release_are_upgraded_with_the_state_tables(t
     assert _revision(url) == migrate.HEAD
 
 
-_start: multiprocessing.synchronize.Barrier | None = None
-
-
-def _ready(barrier) -> None:  # noqa: ANN001 - a multiprocessing Barrier
-    global _start
-    _start = barrier
-
-
-def _open(url: str) -> int:
-    assert _start is not None
-    _start.wait(timeout=60)  # all imported and ready: open the store at the same moment
-    store = StateStore(url)
+def _open(url: str, barrier, answers) -> None:  # noqa: ANN001 - multiprocessing objects
+    """One step process: wait until all are ready, open the store, answer its version."""
     try:
-        return store.schema_version()
-    finally:
-        store.dispose()
+        barrier.wait(timeout=60)  # all imported and ready: open the store at the same moment
+        store = StateStore(url)
+        try:
+            answers.put(store.schema_version())
+        finally:
+            store.dispose()
+    except BaseException as exc:  # noqa: BLE001 - the parent asserts on it
+        answers.put(f"{type(exc).__name__}: {exc}")
 
 
 @pytest.mark.parametrize("start", ["empty", "release"])
 def test_concurrent_first_starts_migrate_once(state_url, start) -> None:
-    """Several step processes open the store at the same moment: each one finds it done."""
+    """Several step processes open the store at the same moment: each one finds it done.
+    Plain processes, not a Pool: a worker that dies fails the test instead of hanging it."""
     if start == "release":
         counts, _ = _release_database(state_url)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(6, initializer=_ready, initargs=(context.Barrier(6),)) as pool:
-        assert pool.map(_open, [state_url] * 6) == [4] * 6
+    barrier, answers = context.Barrier(6), context.Queue()
+    procs = [context.Process(target=_open, args=(state_url, barrier, answers)) for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    try:
+        got = [answers.get(timeout=180) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    assert got == [4] * 6
     engine = _engine(state_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT count(*) FROM {migrate.VERSION_TABLE}")).scalar() == 1
