@@ -77,3 +77,16 @@ def write_dagster_yaml(home: Path, pg_database: str | None = None) -> None:
         )
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_defs_state_storage() -> Iterator[None]:
+    """A DagsterInstance that is never closed leaves its defs-state storage as the process's
+    current one (a ContextVar Dagster sets on instance creation), holding a weak reference to
+    the dead instance; the next test that builds a repository then fails with "Attempted to
+    resolve undefined DagsterInstance weakref". Each test starts and ends without one."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield
+    _current_storage.set(None)

@@ -176,7 +176,8 @@ def sandbox_up(cwd: Path, env: dict[str, str], *extra: str) -> tuple[list[str], 
         if line.startswith("export DELTEK_PROCORE_WEBHOOK_SECRET"):
             break
     proc.send_signal(2)
-    proc.wait(timeout=30)
+    # drain both pipes while it stops: a child whose stderr fills the pipe would block forever
+    proc.communicate(timeout=60)
     return lines, proc.returncode
 
 
