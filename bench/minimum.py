@@ -224,11 +224,14 @@ def deltek_minimum(
     return out
 
 
-def posted_documents(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
-    """Documents a run placed in Deltek, per (AP|JE, month), from the posting results."""
+def posted_documents(
+    by_period: Mapping[str, Mapping[str, Mapping[str, int]]],
+) -> dict[tuple[str, str], int]:
+    """Documents a run placed in Deltek, per (AP|JE, month), from each posting step's counts
+    per month ({step: {month: {status: n}}}; the AP step's name says it is AP)."""
     out: Counter[tuple[str, str]] = Counter()
-    for row in results:
-        if str(row.get("status")) in ("posted", "adjusted"):
-            transtype = "AP" if row.get("kind") in ("requisition", "direct_cost") else "JE"
-            out[(transtype, str(row.get("period") or ""))] += 1
+    for step, months in by_period.items():
+        transtype = "AP" if "_ap_" in step or step == "AP" else "JE"
+        for month, counts in months.items():
+            out[(transtype, month)] += counts.get("posted", 0) + counts.get("adjusted", 0)
     return dict(out)

@@ -66,6 +66,15 @@ def mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_now() -> float:
+    """Resident memory right now (Linux), to see what a step keeps after it returns."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
 # ---------------------------------------------------------------- time compression
 @dataclass(frozen=True)
 class ProcoreTime:
@@ -370,7 +379,9 @@ class LayerClock:
                     self.seconds += spent
                     self.by_name[name] += spent
                     if TRACE_MEMORY:
-                        log(f"    {name}: {spent:.1f} s, maxrss {mb():.0f} MB")
+                        log(
+                            f"    {name}: {spent:.1f} s, maxrss {mb():.0f} MB, now {rss_now():.0f} MB"
+                        )
 
         setattr(owner, name, timed)
 
@@ -436,7 +447,7 @@ class RunFigures:
     deltek: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     pacing_s: float = 0.0
-    results: list[dict[str, Any]] = field(default_factory=list)
+    by_period: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[Any] = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)
@@ -488,7 +499,10 @@ def _absorb(fig: RunFigures, run_id: str, reports: dict[str, Any]) -> None:
             continue
         if not isinstance(report, dict) or "counts" not in report:
             continue  # not a posting step's report (e.g. the firms created)
-        fig.results += report.get("results", [])
+        months = fig.by_period.setdefault(name, {})
+        for month, counts in report.get("by_period", {}).items():
+            for status, n in counts.items():
+                months.setdefault(month, {})[status] = months.get(month, {}).get(status, 0) + n
         total = fig.counts.setdefault(name, {})
         for status, n in report.get("counts", {}).items():
             total[str(status)] = total.get(str(status), 0) + n
@@ -505,6 +519,7 @@ def run_request(request: Any) -> tuple[str, dict[str, Any]]:
 
     from deltek_procore.cli import ensure_dagster_home
     from deltek_procore.definitions import defs
+    from deltek_procore.pipeline.postings import report_key
     from deltek_procore.state.store import StateStore
 
     ensure_dagster_home()
@@ -529,7 +544,7 @@ def run_request(request: Any) -> tuple[str, dict[str, Any]]:
     store = StateStore()
     reports: dict[str, Any] = {}
     for name in ("deltek_ap_invoices", "deltek_commitment_journal_entries"):
-        report = store.get_reference(f"report:{name}:{result.run_id}")
+        report = store.get_reference(report_key(name, result.run_id))
         if report:
             reports[name] = report
     if failures:
@@ -746,7 +761,7 @@ def run_layers(
     for name, report in reports.items():
         fig.counts[name] = {str(k): v for k, v in report.counts.items()}
         if report.outcome is not None:
-            fig.results += report.outcome.results
+            fig.by_period[name] = {p: part.counts for p, part in report.parts.items()}
     return {"first": fig, "import_s": import_s, "maxrss_mb": mb(), "cold_s": cold_s}
 
 
@@ -832,7 +847,7 @@ def procore_ratio(fig: RunFigures) -> Ratio:
 
 def deltek_ratio(fig: RunFigures) -> Ratio:
     least = minimum.deltek_minimum(
-        posted=minimum.posted_documents(fig.results),
+        posted=minimum.posted_documents(fig.by_period),
         batch_size=fig.batch_size,
         firms_created=fig.firms_created,
         months=fig.months,

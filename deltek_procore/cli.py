@@ -122,12 +122,15 @@ def run_sync_job(
     plan_only: bool = False,
     approved_plans: Sequence[str] = (),
     tenant: Tenant | None = None,
+    rows: bool = False,
 ) -> tuple[bool, str, dict[str, Any]]:
     """Run the tenant's `sync` job (default: the only tenant) for one month or a range;
-    returns (success, run id, reports)."""
+    returns (success, run id, reports). `rows`: also every record's result row (`--json`
+    prints them); without it a report holds its counts and the rows that need a person."""
     import dagster as dg
 
     from deltek_procore.definitions import defs
+    from deltek_procore.pipeline.postings import report_key, report_rows_key
 
     tenant = tenant or _tenant()
     ensure_dagster_home()
@@ -163,8 +166,15 @@ def run_sync_job(
     store = _store(tenant)
     reports = {}
     for name in POSTING_ASSETS:
-        report = store.get_reference(f"report:{name}:{result.run_id}")
+        report = store.get_reference(report_key(name, result.run_id))
         if report:
+            if rows:
+                report["results"] = [
+                    row
+                    for period in report["periods"]
+                    for row in store.get_reference(report_rows_key(name, result.run_id, period))
+                    or []
+                ]
             reports[name] = report
     if failures:
         reports["failures"] = failures
@@ -275,7 +285,7 @@ def _summarise(reports: dict[str, Any], run_id: str, *, as_json: bool, plan_only
                         else ("WARN" if value.get("severity") == "WARN" else "FAIL")
                     )
                     print(f"  check {mark} {check}: {value['detail']}")
-            rows = rep.get("results", [])
+            rows = rep.get("results", rep.get("shown_rows", []))
             if plan_only:
                 changes = [r for r in rows if r.get("action") not in ("skip",)]
                 print(
@@ -327,7 +337,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     tenant = _tenant(args)
     if args.plan:
         return _plan_only([period], args.json, tenant)
-    ok, run_id, reports = run_sync_job([period], tenant=tenant)
+    ok, run_id, reports = run_sync_job([period], tenant=tenant, rows=args.json)
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
 
 
@@ -378,7 +388,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     )
     stop = _progress_ticker(tenant)
     try:
-        ok, run_id, reports = run_sync_job(periods, tenant=tenant)
+        ok, run_id, reports = run_sync_job(periods, tenant=tenant, rows=args.json)
     finally:
         stop()
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
@@ -598,7 +608,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
     by = operator(args.by)
     for pid in args.plan_ids:
         record_action(store, "plan_approved", None, None, by, args.reason, plan=pid)
-    ok, run_id, reports = run_sync_job(sorted(periods), approved_plans=args.plan_ids, tenant=tenant)
+    ok, run_id, reports = run_sync_job(
+        sorted(periods), approved_plans=args.plan_ids, tenant=tenant, rows=args.json
+    )
     return _summarise(reports, run_id, as_json=args.json, plan_only=False)
 
 

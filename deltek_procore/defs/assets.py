@@ -25,8 +25,11 @@ from deltek_procore.pipeline.completeness import read_counts
 from deltek_procore.pipeline.postings import (
     AP_KINDS,
     JE_KINDS,
+    SHOWN_ROWS,
     CheckOutcome,
     PostingReport,
+    report_key,
+    report_rows_key,
     run_postings,
     span_text,
 )
@@ -53,7 +56,7 @@ CHECK_DESCRIPTIONS = {
     "connector's documents, to the cent; open records make it warn with their count.",
 }
 CHECKS = tuple(CHECK_DESCRIPTIONS)
-TABLE_ROWS = 50
+TABLE_ROWS = SHOWN_ROWS
 # Each log line is an event-log write: posting progress goes out at most this often.
 PROGRESS_EVERY_S = 15.0
 
@@ -574,6 +577,9 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
                 ids=config.ids or None,
                 approved_plans=frozenset(config.approved_plans),
                 progress=every(PROGRESS_EVERY_S, context.log.info),
+                rows_to=lambda period, rows: store.put_reference(
+                    report_rows_key(name, context.run.run_id, period), rows
+                ),
             )
             if config.plan_only:
                 # Checks only make sense after apply; report them skipped-as-passed with a note.
@@ -585,9 +591,9 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
             summary = {
                 "run_id": context.run.run_id,
                 **report.summary(),
-                "results": _results(report),
+                "shown_rows": _results(report),
             }
-            store.put_reference(f"report:{name}:{context.run.run_id}", summary)
+            store.put_reference(report_key(name, context.run.run_id), summary)
             store.put_reference(f"report:{name}", summary)
             context.log.info(f"{name} {periods[0]}..{periods[-1]}: {report.counts}")
             return posting_result(report, key, context)

@@ -80,6 +80,17 @@ def candidates(
 
 
 CANDIDATE_PAGE = 250
+SHOWN_ROWS = 50  # the changed rows a partition's plan table shows
+
+
+def report_key(asset: str, run_id: str) -> str:
+    """State-store reference holding a posting step's summary for one run."""
+    return f"report:{asset}:{run_id}"
+
+
+def report_rows_key(asset: str, run_id: str, period: str) -> str:
+    """State-store reference holding one month's per-record result rows of that run."""
+    return f"report:{asset}:{run_id}:{period}"
 
 
 def declared_only(model: Any) -> Any:
@@ -153,6 +164,7 @@ class PostingReport:
             "posted_total": str(self.total("posted", "adjusted")),
             "adopted_total": str(self.total("adopted")),
             "quarantined": self.quarantined(),
+            "by_period": {p: part.counts for p, part in sorted(self.parts.items())},
             "awaiting_approval": self.awaiting_approval,
             "stale_approval": self.stale_approval,
             "checks": {
@@ -176,8 +188,13 @@ def run_postings(
     release: frozenset[tuple[str, int]] = frozenset(),
     approved_plans: frozenset[str] = frozenset(),
     progress: Callable[[str], None] | None = None,
+    rows_to: Callable[[str, list[dict[str, Any]]], None] | None = None,
 ) -> PostingReport:
     """Plan and (with `apply`) post `kinds` for `periods`, then check against Deltek.
+
+    `rows_to(period, rows)`: where each month's per-record result rows go once the month is
+    done (the asset stores them). The report then keeps only what it shows (counts, totals,
+    the rows a person acts on), so a run's memory does not grow with the months it spans.
 
     `release`: records a person replays (a document missing in Deltek is re-posted).
     Under `require_approval`, the whole plan is computed first and nothing is posted
@@ -215,12 +232,18 @@ def run_postings(
             if poster is None:
                 report.plan.extend(rows)
                 part.plan = rows
+                if rows_to is not None:
+                    rows_to(period, [r.table_row() for r in rows])
                 continue
             outcome = poster.apply(rows, holdings)
-            _merge(report.outcome, outcome)
             part.outcome = outcome
             part.checks = evaluate_checks(store, cands, ctx, outcome, kinds, period, holdings)
             per_period.append((period, part.checks))
+            if rows_to is not None:
+                rows_to(period, outcome.results)
+                outcome.shed_rows(SHOWN_ROWS)
+            report.outcome.merge(outcome)
+            del cands, rows, outcome  # before the next month's are read: one month at a time
         if poster is not None:
             report.checks = _merge_checks(per_period, periods)
     return report
@@ -298,13 +321,6 @@ def _approval_gate(
     report.awaiting_approval = pid
     report.stale_approval = stale
     return report
-
-
-def _merge(total: Outcome, part: Outcome) -> None:
-    total.results.extend(part.results)
-    total.readback_mismatches.extend(part.readback_mismatches)
-    total.hidden_amounts = total.hidden_amounts or part.hidden_amounts
-    total.batches.extend(part.batches)
 
 
 def _merge_checks(

@@ -113,27 +113,62 @@ class PlanRow:
 
 @dataclass
 class Outcome:
-    """What apply did, per record and in total."""
+    """What apply did, per record and in total. The tallies are kept as rows are added, so
+    a long run can hand its rows on (`shed_rows`) and still report every count and total."""
 
     results: list[dict[str, Any]] = field(default_factory=list)
     readback_mismatches: list[str] = field(default_factory=list)
     hidden_amounts: bool = False
     batches: list[str] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)
+    sums: dict[str, Decimal] = field(default_factory=dict)
 
     def add(self, row: PlanRow, status: str, reason: str = "", **extra: Any) -> None:
         item = row.table_row()
         item.update(status=status, reason=reason or row.reason, **extra)
         self.results.append(item)
+        self._count(item)
+
+    def _count(self, item: dict[str, Any]) -> None:
+        status = item["status"]
+        self.tally[status] += 1
+        if item["amount"]:
+            self.sums[status] = self.sums.get(status, Decimal("0.00")) + Decimal(item["amount"])
 
     @property
     def counts(self) -> dict[str, int]:
-        return dict(Counter(r["status"] for r in self.results))
+        return dict(self.tally)
 
     def total(self, *statuses: str) -> Decimal:
-        return sum(
-            (Decimal(r["amount"]) for r in self.results if r["status"] in statuses and r["amount"]),
-            Decimal("0.00"),
-        )
+        return sum((self.sums.get(s, Decimal("0.00")) for s in statuses), Decimal("0.00"))
+
+    def merge(self, other: Outcome) -> None:
+        """Add another outcome's rows (what it still holds) and its tallies."""
+        self.results.extend(other.results)
+        self.readback_mismatches.extend(other.readback_mismatches)
+        self.hidden_amounts = self.hidden_amounts or other.hidden_amounts
+        self.batches.extend(other.batches)
+        self.tally.update(other.tally)
+        for status, amount in other.sums.items():
+            self.sums[status] = self.sums.get(status, Decimal("0.00")) + amount
+
+    def shed_rows(self, shown: int) -> None:
+        """Keep only the rows a report shows (every row that needs a person: quarantined,
+        review, failed; and the first `shown` that changed something); counts and totals
+        stay whole. The caller has handed every row on before."""
+        kept: list[dict[str, Any]] = []
+        changed = 0
+        for row in self.results:
+            if row["status"] in ATTENTION:
+                kept.append(row)
+            elif row["status"] != "skipped" and changed < shown:
+                kept.append(row)
+                changed += 1
+        self.results = kept
+
+
+# Statuses a person acts on: their rows are never shed from a report.
+ATTENTION = frozenset({"quarantined", "review", "failed", "aborted"})
 
 
 # ---- planning ----------------------------------------------------------------------------------

@@ -18,16 +18,15 @@ from typing import Any
 
 import pytest
 
-from deltek_procore.mapping.config import MappingFile, load_mapping
+from deltek_procore.mapping.config import MappingFile
 from deltek_procore.pipeline.postings import AP_KINDS, PostingReport, run_postings
 from deltek_procore.posting.plan import PlanRow
-from deltek_procore.sandbox.runner import sandbox_periods, start_sandbox
+from deltek_procore.sandbox.runner import sandbox_periods
 from deltek_procore.state.store import StateStore
 from deltek_procore_tests.chaos.harness import (
     actual_deltek,
     expected_deltek,
-    make_clients,
-    sync_round,
+    mapped_sandbox,
     tenant_of,
 )
 
@@ -59,15 +58,10 @@ class Ready:
 
 
 def _ready(tmp_path: Path) -> Ready:
-    box = start_sandbox(records=RECORDS, workdir=tmp_path, hourly_limit=10**7, spike_limit=10**7)
-    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    procore, deltek = make_clients(box.env)
-    mapping = load_mapping(box.mappings_path)
-    tenant = tenant_of(box.env)
-    maps = sync_round(
-        store=store, procore=procore, deltek=deltek, mapping=mapping, periods=[], tenant=tenant
-    )
-    assert maps.clean, maps.errors
+    ready = mapped_sandbox(tmp_path, RECORDS)
+    box, store, deltek, mapping, tenant = (
+        ready.box, ready.store, ready.deltek, ready.mapping, ready.tenant,
+    )  # fmt: skip
     preview = run_postings(
         store=store,
         deltek=deltek,

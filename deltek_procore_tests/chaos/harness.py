@@ -574,3 +574,30 @@ def sync_job(box: Any, periods: Sequence[str], *extra: str) -> JobRun:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(["backfill", "--from", periods[0], "--to", periods[-1], *extra])
     return JobRun(code, out.getvalue(), err.getvalue(), time.perf_counter() - started)
+
+
+@dataclass
+class Mapped:
+    """A fresh sandbox read into a state store with every map built: ready to post."""
+
+    box: Any
+    store: StateStore
+    deltek: DeltekClient
+    mapping: MappingFile
+    tenant: str
+
+
+def mapped_sandbox(tmp_path: Any, records: int) -> Mapped:
+    """Start a sandbox (no rate limits) and run everything before the postings once."""
+    from deltek_procore.sandbox.runner import start_sandbox
+
+    box = start_sandbox(records=records, workdir=tmp_path, hourly_limit=10**7, spike_limit=10**7)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    procore, deltek = make_clients(box.env)
+    mapping = load_mapping(box.mappings_path)
+    tenant = tenant_of(box.env)
+    maps = sync_round(
+        store=store, procore=procore, deltek=deltek, mapping=mapping, periods=[], tenant=tenant
+    )
+    assert maps.clean, maps.errors
+    return Mapped(box, store, deltek, mapping, tenant)
