@@ -11,6 +11,7 @@ the same way: per charge (account + WBS1/2/3), net signed amount.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,15 +50,16 @@ def _amount(value: Any) -> Decimal:
 
 
 def _charge(row: Mapping[str, Any]) -> ChargeKey:
+    # interned: a run holds every line it reads, and accounts and projects repeat on most
     return (
-        _text(_get(row, "Account")),
-        _text(_get(row, "WBS1")),
-        _text(_get(row, "WBS2")),
-        _text(_get(row, "WBS3")),
+        sys.intern(_text(_get(row, "Account"))),
+        sys.intern(_text(_get(row, "WBS1"))),
+        sys.intern(_text(_get(row, "WBS2"))),
+        sys.intern(_text(_get(row, "WBS3"))),
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Held:
     """One document as Deltek shows it."""
 
