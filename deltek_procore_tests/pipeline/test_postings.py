@@ -1,4 +1,5 @@
-"""A long run hands each month's result rows on and keeps only what its report shows.
+"""Posting runs: a long run hands each month's result rows on and keeps only what its
+report shows; two tenants writing to one Deltek database take turns.
 
 Two sandboxes seeded alike are posted over every month: one run keeps every row in
 memory (as replay and the plan preview do), the other hands them to `rows_to` month by
@@ -7,6 +8,7 @@ totals, and together the handed rows must be exactly the rows the first run kept
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from deltek_procore.pipeline.postings import AP_KINDS, SHOWN_ROWS, PostingReport, run_postings
 from deltek_procore.posting.plan import ATTENTION
 from deltek_procore.sandbox.runner import sandbox_periods
+from deltek_procore.state.leases import deltek_lease
+from deltek_procore.state.store import StateStore
 from deltek_procore_tests.chaos.harness import mapped_sandbox
 
 RECORDS = 1500
@@ -89,3 +93,39 @@ def test_the_report_keeps_every_row_a_person_acts_on_and_a_table_of_changes(runs
     # what the run holds is bounded by the months and the rows needing a person, not the records
     assert len(shed.outcome.results) <= len(needs_person) + SHOWN_ROWS * len(shed.parts)
     assert len(shed.outcome.results) < len(kept.outcome.results)
+
+
+def test_a_tenant_posting_to_a_deltek_database_another_tenant_is_writing_to_waits(
+    tmp_path,
+) -> None:
+    """Two Procore companies feeding one Deltek ledger: while another tenant's run holds
+    that database, a run posts nothing; once it is free, it posts."""
+    ready = mapped_sandbox(tmp_path, 300)
+    other = StateStore(ready.store.url, tenant="second_company")
+    posts = "POST DataEntry/apControl"
+    done: list[PostingReport] = []
+    try:
+        with other.lease(deltek_lease(ready.tenant), shared=True):
+            run = threading.Thread(
+                target=lambda: done.append(
+                    run_postings(
+                        store=ready.store,
+                        deltek=ready.deltek,
+                        mapping=ready.mapping,
+                        kinds=AP_KINDS,
+                        periods=sandbox_periods(ready.box),
+                        tenant=ready.tenant,
+                    )
+                )
+            )
+            run.start()
+            run.join(timeout=3)
+            assert run.is_alive() and not done
+            assert ready.box.deltek.call_counts().get(posts, 0) == 0
+        run.join(timeout=120)
+        assert done and done[0].counts.get("posted", 0) > 0
+        assert ready.box.deltek.call_counts().get(posts, 0) > 0
+    finally:
+        other.dispose()
+        ready.box.stop()
+
