@@ -19,25 +19,29 @@ from deltek_procore.posting.plan import ATTENTION
 from deltek_procore.sandbox.runner import sandbox_periods
 from deltek_procore.state.leases import deltek_lease
 from deltek_procore.state.store import StateStore
-from deltek_procore_tests.chaos.harness import mapped_sandbox
+from deltek_procore_tests.chaos.harness import Mapped, mapped_sandbox
 
 RECORDS = 1500
 KEY = ("kind", "record_id", "period", "status", "amount", "document", "reason")
 
 
+def post_ap(ready: Mapped, rows_to: Any = None) -> PostingReport:
+    """Every seeded month's AP postings, as the AP asset runs them."""
+    return run_postings(
+        store=ready.store,
+        deltek=ready.deltek,
+        mapping=ready.mapping,
+        kinds=AP_KINDS,
+        periods=sandbox_periods(ready.box),
+        tenant=ready.tenant,
+        rows_to=rows_to,
+    )
+
+
 def post_every_month(tmp_path: Path, rows_to: Any = None) -> tuple[PostingReport, dict[str, Any]]:
     ready = mapped_sandbox(tmp_path, RECORDS)
     try:
-        report = run_postings(
-            store=ready.store,
-            deltek=ready.deltek,
-            mapping=ready.mapping,
-            kinds=AP_KINDS,
-            periods=sandbox_periods(ready.box),
-            tenant=ready.tenant,
-            rows_to=rows_to,
-        )
-        return report, ready.box.deltek.call_counts()
+        return post_ap(ready, rows_to), ready.box.deltek.call_counts()
     finally:
         ready.box.stop()
 
@@ -106,18 +110,7 @@ def test_a_tenant_posting_to_a_deltek_database_another_tenant_is_writing_to_wait
     done: list[PostingReport] = []
     try:
         with other.lease(deltek_lease(ready.tenant), shared=True):
-            run = threading.Thread(
-                target=lambda: done.append(
-                    run_postings(
-                        store=ready.store,
-                        deltek=ready.deltek,
-                        mapping=ready.mapping,
-                        kinds=AP_KINDS,
-                        periods=sandbox_periods(ready.box),
-                        tenant=ready.tenant,
-                    )
-                )
-            )
+            run = threading.Thread(target=lambda: done.append(post_ap(ready)))
             run.start()
             run.join(timeout=3)
             assert run.is_alive() and not done
@@ -128,4 +121,3 @@ def test_a_tenant_posting_to_a_deltek_database_another_tenant_is_writing_to_wait
     finally:
         other.dispose()
         ready.box.stop()
-
