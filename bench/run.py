@@ -713,7 +713,6 @@ def run_layers(
     from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, run_postings
     from deltek_procore.pipeline.reconciliation import reconcile_period
     from deltek_procore.posting.lookup import DeltekHoldings
-    from deltek_procore.state.leases import deltek_lease
     from deltek_procore.state.store import StateStore
 
     import_s = time.perf_counter() - imported
@@ -738,7 +737,7 @@ def run_layers(
         store.put_reference("deltek_firms", deltek.firms())
         store.put_reference("deltek_gl_accounts", deltek.accounts())
         reference.build_project_map(store, mapping)
-        with store.lease(deltek_lease(tenant), shared=True):
+        with store.deltek_lease(tenant):
             reference.build_vendor_map(store, mapping, deltek, run_id="layers")
         reference.build_gl_map(store, mapping)
         reports = {}

@@ -35,7 +35,6 @@ from deltek_procore.pipeline.postings import (
 )
 from deltek_procore.pipeline.reconciliation import reconcile_period
 from deltek_procore.posting.lookup import DeltekHoldings
-from deltek_procore.state.leases import deltek_lease
 
 RETRY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
@@ -474,7 +473,7 @@ def build_assets(scope: TenantScope) -> list[dg.AssetsDefinition]:
         store = state.store(tenant)
         loaded = mapping.load(tenant)
         create = not loaded.defaults.require_approval or bool(context.run.tags.get(APPROVED_TAG))
-        with store.lease(deltek_lease(deltek.tenant(tenant)), shared=True):
+        with store.deltek_lease(deltek.tenant(tenant)):
             result = reference.build_vendor_map(
                 store, loaded, deltek.client(tenant), run_id=context.run.run_id, create=create
             )

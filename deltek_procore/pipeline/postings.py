@@ -35,7 +35,6 @@ from deltek_procore.posting.plan import (
 from deltek_procore.posting.translate import is_eligible, translate
 from deltek_procore.posting.verify import Held, net_lines, planned_lines
 from deltek_procore.procore.errors import DETAIL_GONE
-from deltek_procore.state.leases import deltek_lease
 from deltek_procore.state.states import OPEN, Finding, Reason
 from deltek_procore.state.store import IN_DELTEK_STATES, AuditEvent, StateStore
 
@@ -204,7 +203,7 @@ def run_postings(
     digest = mapping_hash(mapping)
     settings = settings_from(mapping)
     report = PostingReport(periods=list(periods), kinds=tuple(kinds), plan=[])
-    with store.lease(deltek_lease(tenant), shared=True):
+    with store.deltek_lease(tenant):
         ignore_from_mapping(store, mapping)
         ctx = mapping_context(store, mapping, digest)
         taken = invoice_owners(store)

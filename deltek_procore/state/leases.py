@@ -1,7 +1,8 @@
 """Leases (dp_leases): named, expiring locks between runs. A lease is the tenant's own by
 default, so two tenants post at once while the runs of one tenant exclude each other. A
-`shared` lease (the one named after a Deltek database) is the deployment's: two tenants
-that post to the same Deltek database take turns, as two runs of one tenant do."""
+`shared` lease is the deployment's: `deltek_lease`, held while writing to a Deltek
+database, is one, so two tenants that post to the same Deltek database take turns, as two
+runs of one tenant do."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -23,12 +26,6 @@ log = logging.getLogger(__name__)
 
 # The scope of shared leases: not a tenant name (those match tenants.NAME_PATTERN).
 SHARED = "*"
-
-
-def deltek_lease(deltek_key: str) -> str:
-    """The shared lease held while writing to one Deltek database (its API root | database):
-    firm creation and posting, whichever tenant writes."""
-    return f"deltek:{deltek_key}"
 
 
 class Leases(TenantScoped):
@@ -114,6 +111,13 @@ class Leases(TenantScoped):
             stop.set()
             beat.join(timeout=5)
             self.release_lease(name, holder, shared=shared)
+
+    @contextmanager
+    def deltek_lease(self, deltek_key: str, **kwargs: Any) -> Iterator[str]:
+        """Held while writing to one Deltek database (its API root | database): firm
+        creation and posting. Shared by every tenant, whichever one writes."""
+        with self.lease(f"deltek:{deltek_key}", shared=True, **kwargs) as holder:
+            yield holder
 
 
 def lease_holder() -> str:

@@ -29,7 +29,6 @@ from deltek_procore.pipeline import ingest, reference
 from deltek_procore.pipeline.postings import AP_KINDS, JE_KINDS, PostingReport, run_postings
 from deltek_procore.procore.client import ProcoreClient, ProcoreSettings
 from deltek_procore.sandbox import seed as seed_module
-from deltek_procore.state.leases import deltek_lease
 from deltek_procore.state.store import StateStore
 
 CENT = Decimal("0.01")
@@ -163,7 +162,7 @@ def sync_round(
             ingest.ingest_projects(procore, store, kind, ids, full=full_ingest)
 
     def vendors() -> None:
-        with store.lease(deltek_lease(tenant), shared=True):
+        with store.deltek_lease(tenant):
             reference.build_vendor_map(store, mapping, deltek)
 
     steps: list[tuple[str, Callable[[], Any]]] = [

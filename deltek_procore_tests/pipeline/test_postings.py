@@ -17,7 +17,6 @@ import pytest
 from deltek_procore.pipeline.postings import AP_KINDS, SHOWN_ROWS, PostingReport, run_postings
 from deltek_procore.posting.plan import ATTENTION
 from deltek_procore.sandbox.runner import sandbox_periods
-from deltek_procore.state.leases import deltek_lease
 from deltek_procore.state.store import StateStore
 from deltek_procore_tests.chaos.harness import Mapped, mapped_sandbox
 
@@ -109,7 +108,7 @@ def test_a_tenant_posting_to_a_deltek_database_another_tenant_is_writing_to_wait
     posts = "POST DataEntry/apControl"
     done: list[PostingReport] = []
     try:
-        with other.lease(deltek_lease(ready.tenant), shared=True):
+        with other.deltek_lease(ready.tenant):
             run = threading.Thread(target=lambda: done.append(post_ap(ready)))
             run.start()
             run.join(timeout=3)
